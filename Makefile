@@ -1,0 +1,52 @@
+# Autograder for the CNN course. `make help` lists the targets.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SHARED_DATA := $(abspath ../shared/datasets)
+export GRADER_DATA_DIR ?= $(if $(wildcard $(SHARED_DATA)/mnist.npz),$(SHARED_DATA),)
+
+ASSIGNMENT ?= cnn_layers
+SUBMISSIONS ?=
+REPORTS ?= reports/$(ASSIGNMENT)
+JOBS ?=
+SHARD ?=
+ARGS ?=
+
+.PHONY: help install test grade samples assignments lock
+
+help:
+	@echo "make install                 create $(VENV) with the pinned packages"
+	@echo "make test                    run the grader's own test suite"
+	@echo "make grade ASSIGNMENT=cnn_layers SUBMISSIONS=dir REPORTS=dir [JOBS=n]"
+	@echo "                             grade a folder of submissions (no SUBMISSIONS: the bundled samples)"
+	@echo "make assignments             regenerate assignments/ (starter notebooks) from solutions/"
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -r requirements.lock
+	touch $@
+
+test: install
+	$(PY) -m pytest -q $(ARGS)
+
+samples: install
+	$(PY) -m grader samples $(ASSIGNMENT) build/samples/$(ASSIGNMENT)
+
+grade: install
+ifeq ($(SUBMISSIONS),)
+	$(PY) -m grader samples $(ASSIGNMENT) build/samples/$(ASSIGNMENT)
+	$(PY) -m grader grade $(ASSIGNMENT) build/samples/$(ASSIGNMENT) --reports $(REPORTS) $(if $(JOBS),--jobs $(JOBS)) $(ARGS)
+else
+	$(PY) -m grader grade $(ASSIGNMENT) $(SUBMISSIONS) --reports $(REPORTS) $(if $(JOBS),--jobs $(JOBS)) $(ARGS)
+endif
+
+assignments: install
+	$(PY) -m grader generate
+
+lock:
+	rm -rf /tmp/grader-lock-venv && $(PYTHON) -m venv /tmp/grader-lock-venv
+	/tmp/grader-lock-venv/bin/pip install --quiet -e .
+	/tmp/grader-lock-venv/bin/pip freeze --exclude-editable > requirements.lock.new
+	@echo "review requirements.lock.new, restore the platform markers, and move it over requirements.lock"

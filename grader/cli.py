@@ -1,0 +1,87 @@
+"""Command line: python -m grader {grade,generate,samples} ..."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from grader.assignment import SOLUTIONS_DIR, load_assignment
+
+
+def _grade(args) -> int:
+    from grader.batch import BatchOptions, grade_batch, summary_line
+    from grader.reports.gradebook import write_gradebook
+    from grader.submissions import discover
+    assignment = load_assignment(args.assignment)
+    reports = Path(args.reports or f"reports/{assignment.name}")
+    submissions = discover(Path(args.submissions), assignment.notebook)
+    began = time.monotonic()
+    summaries = grade_batch(assignment, Path(args.submissions), BatchOptions(
+        reports=reports, jobs=args.jobs, force=args.force, seed=args.seed, data_dir=args.data_dir,
+        progress=not args.quiet), submissions)
+    gradebook = write_gradebook(assignment, reports, [s.student for s in submissions])
+    print(summary_line(summaries, time.monotonic() - began))
+    print(f"results: {reports}/<student>/results.json; gradebook: {gradebook}")
+    return 0
+
+
+def _generate(args) -> int:
+    from grader.notebooks import generate_starter, starter_is_current
+    names = args.assignments or sorted(p.parent.name for p in SOLUTIONS_DIR.glob("*/assignment.toml"))
+    stale = []
+    for name in names:
+        assignment = load_assignment(name)
+        if args.check:
+            if not starter_is_current(assignment):
+                stale.append(str(assignment.starter))
+        else:
+            print(f"wrote {generate_starter(assignment)}")
+    if stale:
+        print("out of date (run `make assignments`): " + ", ".join(stale), file=sys.stderr)
+        return 1
+    return 0
+
+
+def _samples(args) -> int:
+    from grader.notebooks import write_samples
+    written = write_samples(load_assignment(args.assignment), Path(args.out))
+    print(f"wrote {len(written)} sample submissions to {args.out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for every subcommand."""
+    parser = argparse.ArgumentParser(prog="python -m grader", description="Autograder for the CNN course.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    grade = commands.add_parser("grade", help="grade a folder of submissions",
+                                description="Grade every submission in SUBMISSIONS: a folder per student, "
+                                "bare <student>.ipynb files, or `gh classroom clone student-repos` folders.")
+    grade.add_argument("assignment", help="assignment name (a folder of solutions/) or path to an assignment folder")
+    grade.add_argument("submissions", help="folder of submissions")
+    grade.add_argument("--reports", help="output folder (default: reports/<assignment>)")
+    grade.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="parallel workers (default: cores)")
+    grade.add_argument("--force", action="store_true", help="regrade even unchanged submissions")
+    grade.add_argument("--seed", type=int, help="seed for randomized test cases (default: kept per reports folder)")
+    grade.add_argument("--data-dir", help="folder holding the datasets (before $GRADER_DATA_DIR)")
+    grade.add_argument("--quiet", action="store_true", help="no progress bar")
+    grade.set_defaults(run=_grade)
+
+    generate = commands.add_parser("generate", help="write the starter notebooks in assignments/ from the masters")
+    generate.add_argument("assignments", nargs="*", help="assignment names (default: all)")
+    generate.add_argument("--check", action="store_true", help="only check that the starters are up to date")
+    generate.set_defaults(run=_generate)
+
+    samples = commands.add_parser("samples", help="write sample submissions: solution, starter, seeded bugs")
+    samples.add_argument("assignment")
+    samples.add_argument("out")
+    samples.set_defaults(run=_samples)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of `python -m grader`."""
+    args = build_parser().parse_args(argv)
+    return args.run(args)

@@ -1,0 +1,114 @@
+"""Grade one submission: ingest -> isolated student process -> hidden tests -> one results model."""
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from grader import forbidden
+from grader.assignment import PROJECT_ROOT, Assignment
+from grader.errors import IngestError
+from grader.hidden_tests import GradingPlugin, Outcome, run_hidden_tests
+from grader.ingest import keep_definitions, read_notebook
+from grader.results import Results, TestResult
+from grader.student_process import StudentSession
+from grader.submissions import Submission
+
+MAX_SUBMISSION_BYTES = 512 << 20
+
+
+def copy_files(submission: Submission, target: Path) -> None:
+    """Copy the submission's files (not .git) into target, refusing oversized submissions."""
+    files = submission.files()
+    if sum(p.stat().st_size for p in files) > MAX_SUBMISSION_BYTES:
+        raise IngestError(f"the submission is over {MAX_SUBMISSION_BYTES >> 20} MB; remove datasets and "
+                          "large files (keep the notebook and the weights files)")
+    base = submission.folder or submission.notebook.parent
+    for path in files:
+        destination = target / path.relative_to(base)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, destination)
+
+
+def _test_result(outcome: Outcome, assignment: Assignment) -> TestResult:
+    score = outcome.points if outcome.passed else round(outcome.points * outcome.credit, 6)
+    extra = {"duration": round(outcome.duration, 4)}
+    if outcome.grader_error:
+        extra["grader_error"] = outcome.grader_error
+    if outcome.metrics:
+        extra["metrics"] = outcome.metrics
+    return TestResult(
+        name=outcome.name, score=score, max_score=outcome.points,
+        status="passed" if outcome.passed else "failed",
+        output="" if outcome.passed else outcome.message,
+        visibility=assignment.hidden_visibility if outcome.hidden else "visible",
+        tags=[*outcome.calls, outcome.category], extra_data=extra)
+
+
+def _student_output(results: list[TestResult], session: StudentSession, problem: str, notes: list[str]) -> str:
+    earned, possible = sum(t.score for t in results), sum(t.max_score for t in results)
+    lines = [f"Score: {earned:g} / {possible:g}"]
+    if problem:
+        lines.append(f"Your submission could not be graded: {problem}")
+    for log in sorted(session.cell_logs.values(), key=lambda log: log.number):
+        if log.status != "ok":
+            lines.append(f"Cell {log.number} {'raised an error' if log.status == 'raised' else log.status}:\n"
+                         f"{log.error}")
+    lines += notes
+    return "\n".join(lines)
+
+
+def grade_submission(assignment: Assignment, submission: Submission, *, seed: int, data_dir: str | None = None,
+                     hidden_paths: tuple[str, ...] = ()) -> Results:
+    """Grade one submission and return its results model (nothing is written here)."""
+    began = time.monotonic()
+    timings: dict[str, float] = {}
+    workdir = Path(tempfile.mkdtemp(prefix=f"grader-{submission.student}-"))
+    sandbox, files = workdir / "sandbox", workdir / "files"
+    problem, notes, cells = submission.problem, [], []
+    try:
+        if not problem:
+            try:
+                notebook = read_notebook(submission.notebook)
+                cells, notes = notebook.cells, notebook.notes
+                copy_files(submission, sandbox)
+                copy_files(submission, files)
+            except IngestError as exc:
+                problem = str(exc)
+        if assignment.cells == "definitions":
+            cells = [keep_definitions(cell) for cell in cells]
+        sandbox.mkdir(exist_ok=True)
+        files.mkdir(exist_ok=True)
+        timings["ingest"] = time.monotonic() - began
+        session = StudentSession(
+            cells, sandbox, assignment.limits,
+            hidden_paths=[str(p) for p in (*hidden_paths, PROJECT_ROOT / "solutions", PROJECT_ROOT / "tests",
+                                           files)],
+            forbidden_modules=assignment.forbidden_modules,
+            unavailable=f"your notebook could not be graded: {problem}" if problem else "")
+        plugin = GradingPlugin(assignment, session, files=files, workdir=workdir, seed=seed, data_dir=data_dir,
+                               static_forbidden=forbidden.scan(cells, assignment.forbidden_modules))
+        try:
+            outcomes = run_hidden_tests(plugin)
+        finally:
+            session.close()
+        began_results = time.monotonic()
+        tests = [_test_result(o, assignment) for o in outcomes]
+        results = Results(
+            score=round(sum(t.score for t in tests), 6), max_score=sum(t.max_score for t in tests),
+            output=_student_output(tests, session, problem, notes), tests=tests,
+            extra_data={
+                "student": submission.student,
+                "notebook": str(submission.notebook) if submission.notebook else None,
+                "assignment": assignment.name, "seed": seed, "problem": problem,
+                "cells": [vars(log) for log in sorted(session.cell_logs.values(), key=lambda log: log.number)],
+                "isolation": session.isolation, "restarts": session.restarts,
+            })
+        timings.update({k: v for k, v in session.timings.items()})
+        timings["results"] = time.monotonic() - began_results
+        results.execution_time = round(time.monotonic() - began, 3)
+        results.extra_data["timings"] = {k: round(v, 4) for k, v in timings.items()}
+        return results
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)

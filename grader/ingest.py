@@ -1,0 +1,129 @@
+"""Ingest: a notebook file becomes a list of plain-Python code cells.
+
+IPython syntax is turned into Python with IPython's own input transformer, then every
+magic and shell escape is neutralised: `%%time` and friends keep their body, other magics
+and `!shell` commands are dropped and noted. Nothing here executes student code.
+"""
+from __future__ import annotations
+
+import ast
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+from IPython.core.inputtransformer2 import TransformerManager
+
+from grader.errors import IngestError
+
+BODY_CELL_MAGICS = {"time", "timeit", "capture", "prun"}
+_transformer = TransformerManager()
+
+
+@dataclass
+class Notebook:
+    """The code cells of a submission, as Python, plus what ingest noticed."""
+    cells: list[str]
+    notes: list[str] = field(default_factory=list)
+
+
+def read_notebook(path: Path) -> Notebook:
+    """Read any nbformat version; raise IngestError with a student-readable reason."""
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise IngestError(f"{path.name} is not a text file; submit the .ipynb saved by Jupyter")
+    if not raw.strip():
+        raise IngestError(f"{path.name} is empty (0 bytes of notebook); save the notebook and submit it again")
+    try:
+        node = nbformat.reads(raw, as_version=4)
+    except (json.JSONDecodeError, nbformat.reader.NotJSONError) as exc:
+        raise IngestError(f"{path.name} is not valid notebook JSON (is it corrupted or truncated?): {exc}")
+    except Exception as exc:  # nbformat raises several kinds for malformed structure
+        raise IngestError(f"{path.name} could not be read as a Jupyter notebook: {exc}")
+    sources = [cell.get("source", "") for cell in node.get("cells", []) if cell.get("cell_type") == "code"]
+    sources = ["".join(s) if isinstance(s, list) else str(s) for s in sources]
+    if not any(s.strip() for s in sources):
+        raise IngestError(f"{path.name} has no code: the notebook holds no code cells with anything in them")
+    notebook = Notebook(cells=[])
+    for number, source in enumerate(sources, 1):
+        notebook.cells.append(to_python(source, number, notebook.notes))
+    return notebook
+
+
+def to_python(source: str, number: int, notes: list[str]) -> str:
+    """Translate one cell's IPython source into Python with no magics or shell escapes."""
+    try:
+        python = _transformer.transform_cell(source)
+        tree = ast.parse(python)
+    except SyntaxError:
+        return source  # the student process reports the SyntaxError for this cell
+    tree = _Neutraliser(number, notes).visit(tree)
+    ast.fix_missing_locations(tree)
+    return ast.unparse(tree) if _changed(python, tree) else python
+
+
+def _changed(python: str, tree: ast.AST) -> bool:
+    return ast.dump(ast.parse(python)) != ast.dump(tree)
+
+
+def _ipython_method(node: ast.AST) -> str | None:
+    """'system' for get_ipython().system(...), else None."""
+    if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+            and isinstance(node.func.value, ast.Call)
+            and isinstance(node.func.value.func, ast.Name) and node.func.value.func.id == "get_ipython"):
+        return node.func.attr
+    return None
+
+
+def _literal_args(node: ast.Call) -> list:
+    return [a.value if isinstance(a, ast.Constant) else "" for a in node.args]
+
+
+class _Neutraliser(ast.NodeTransformer):
+    def __init__(self, number: int, notes: list[str]):
+        self.number, self.notes = number, notes
+
+    def visit_Expr(self, node: ast.Expr):
+        method = _ipython_method(node.value)
+        if method == "run_cell_magic":
+            name, line, body = (_literal_args(node.value) + ["", "", ""])[:3]
+            if name in BODY_CELL_MAGICS:
+                return ast.parse(to_python(body, self.number, self.notes)).body or ast.Pass()
+            self.notes.append(f"cell {self.number}: the %%{name} cell magic is not run by the grader")
+            return ast.Pass()
+        return self.generic_visit(node)
+
+    def visit_Call(self, node: ast.Call):
+        method = _ipython_method(node)
+        if method is None:
+            return self.generic_visit(node)
+        args = " ".join(str(a) for a in _literal_args(node))
+        if method in ("system", "getoutput"):
+            self.notes.append(f"cell {self.number}: shell command skipped (the grader never runs `!{args}`)")
+        elif method != "run_line_magic" or not args.startswith(("matplotlib", "pinfo", "load_ext")):
+            self.notes.append(f"cell {self.number}: magic skipped ({method} {args})")
+        return ast.Constant(value=None)
+
+
+DEFINITION_NODES = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+
+
+def _is_simple_value(node: ast.AST) -> bool:
+    try:
+        ast.literal_eval(node)
+        return True
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return isinstance(node, (ast.Name, ast.Attribute))
+
+
+def keep_definitions(source: str) -> str:
+    """Keep only imports, def/class and assignments of literals or names from one cell."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return source
+    kept = [node for node in tree.body if isinstance(node, DEFINITION_NODES)
+            or (isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None
+                and _is_simple_value(node.value))]
+    return ast.unparse(ast.Module(body=kept, type_ignores=[]))

@@ -1,0 +1,59 @@
+"""Receive a Keras model from the student process: check its .keras file, then load it safely."""
+from __future__ import annotations
+
+import json
+import shutil
+import zipfile
+from pathlib import Path
+
+from grader.errors import StudentError
+
+MAX_MODEL_BYTES = 256 << 20
+
+
+def _layer_classes(config) -> list[tuple[str, str]]:
+    """(module, class_name) of every serialized object in a .keras config, nested ones included."""
+    found = []
+    if isinstance(config, dict):
+        if "class_name" in config:
+            found.append((str(config.get("module") or ""), str(config["class_name"])))
+        for value in config.values():
+            found += _layer_classes(value)
+    elif isinstance(config, list):
+        for value in config:
+            found += _layer_classes(value)
+    return found
+
+
+def check_keras_file(path: Path, name: str) -> None:
+    """Refuse Lambda layers and classes that are not Keras's own, before anything is deserialized."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            config = json.loads(archive.read("config.json"))
+    except (zipfile.BadZipFile, KeyError, ValueError) as exc:
+        raise StudentError(f"the model from `{name}` did not arrive as a valid .keras file ({exc})")
+    for module, class_name in _layer_classes(config):
+        if class_name == "Lambda":
+            raise StudentError(f"the model from `{name}` has a Lambda layer. The grader refuses Lambda layers: "
+                               "loading one would run your code in the grader. Use Keras's built-in layers")
+        if module and not module.split(".")[0] in ("keras", "builtins"):
+            raise StudentError(f"the model from `{name}` uses the custom class {module}.{class_name}. The grader "
+                               "accepts only Keras's built-in layers: loading a custom class would run your "
+                               "code in the grader")
+
+
+def receive_model(path: Path, workdir: Path, name: str):
+    """Copy the student's .keras file out of the sandbox, check it, and load it with safe_mode=True."""
+    if not path.is_file() or path.stat().st_size > MAX_MODEL_BYTES:
+        raise StudentError(f"the model from `{name}` could not be received (missing or over "
+                           f"{MAX_MODEL_BYTES >> 20} MB)")
+    local = workdir / "models" / path.name
+    local.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(path, local)
+    check_keras_file(local, name)
+    import keras
+    try:
+        return keras.saving.load_model(local, compile=False, safe_mode=True)
+    except Exception as exc:
+        raise StudentError(f"the model from `{name}` could not be loaded by the grader: {type(exc).__name__}: "
+                           f"{str(exc)[:500]}")

@@ -1,0 +1,127 @@
+"""Generate notebooks from an assignment's master: the student starter, the solution, seeded bugs.
+
+Solution code sits between `### BEGIN SOLUTION` and `### END SOLUTION` lines, as in nbgrader.
+The starter replaces each block with `raise NotImplementedError`; the solution drops the marker
+lines. Generated files are never edited by hand.
+"""
+from __future__ import annotations
+
+import copy
+import re
+import shutil
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+
+from grader.assignment import Assignment
+
+BLOCK = re.compile(r"^([ \t]*)### BEGIN SOLUTION[^\n]*\n.*?^[ \t]*### END SOLUTION[^\n]*(\n|$)", re.M | re.S)
+MARKER = re.compile(r"^[ \t]*### (BEGIN|END) SOLUTION[^\n]*(\n|$)", re.M)
+
+
+@dataclass(frozen=True)
+class Mutant:
+    """A seeded bug: text replacements on the solution, and the tests it must fail."""
+    name: str
+    function: str
+    replace: list[tuple[str, str]]
+    fails: list[str]
+    diagnosis: str = ""
+    drop_files: list[str] = field(default_factory=list)
+
+
+def _clean(notebook) -> None:
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            cell.outputs = []
+            cell.execution_count = None
+
+
+def _map_code(master, transform):
+    notebook = copy.deepcopy(master)
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            cell.source = transform(cell.source)
+    _clean(notebook)
+    return notebook
+
+
+def starter(master):
+    """The student starter: every solution block becomes `raise NotImplementedError`."""
+    return _map_code(master, lambda src: BLOCK.sub(lambda m: f"{m.group(1)}raise NotImplementedError{m.group(2)}", src))
+
+
+def solution(master):
+    """The solution: the master without its marker lines."""
+    return _map_code(master, lambda src: MARKER.sub("", src))
+
+
+def mutate(master, replacements: list[tuple[str, str]]):
+    """The solution with each `old` text (which must occur exactly once) replaced by `new`."""
+    notebook = solution(master)
+    for old, new in replacements:
+        hits = [cell for cell in notebook.cells if cell.cell_type == "code" and old in cell.source]
+        count = sum(cell.source.count(old) for cell in hits)
+        if count != 1:
+            raise ValueError(f"mutant text must occur exactly once in the master, found {count}: {old!r}")
+        hits[0].source = hits[0].source.replace(old, new)
+    return notebook
+
+
+def read(path: Path):
+    return nbformat.read(path, as_version=4)
+
+
+def dumps(notebook) -> str:
+    return nbformat.writes(notebook) + "\n"
+
+
+def generate_starter(assignment: Assignment) -> Path:
+    """Write assignments/<name>/<notebook> from the master."""
+    assignment.starter.parent.mkdir(parents=True, exist_ok=True)
+    assignment.starter.write_text(dumps(starter(read(assignment.master))))
+    return assignment.starter
+
+
+def starter_is_current(assignment: Assignment) -> bool:
+    """True if the committed starter equals what the master generates."""
+    return (assignment.starter.is_file()
+            and assignment.starter.read_text() == dumps(starter(read(assignment.master))))
+
+
+def load_mutants(assignment: Assignment) -> list[Mutant]:
+    """The seeded bugs listed in the assignment's mutants.toml."""
+    path = assignment.folder / "mutants.toml"
+    if not path.is_file():
+        return []
+    entries = tomllib.loads(path.read_text()).get("mutant", [])
+    return [Mutant(name=e["name"], function=e["function"], replace=[tuple(r) for r in e.get("replace", [])],
+                   fails=list(e["fails"]), diagnosis=e.get("diagnosis", ""),
+                   drop_files=list(e.get("drop_files", []))) for e in entries]
+
+
+def write_submission(folder: Path, assignment: Assignment, notebook, files: list[str]) -> Path:
+    """Write a submission folder: the notebook plus the named solution files (e.g. weights)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / assignment.notebook
+    path.write_text(dumps(notebook))
+    for name in files:
+        shutil.copyfile(assignment.folder / name, folder / name)
+    return path
+
+
+def write_samples(assignment: Assignment, out: Path) -> list[Path]:
+    """Sample submissions: the solution, the untouched starter, and every seeded bug."""
+    if out.exists():
+        shutil.rmtree(out)
+    master = read(assignment.master)
+    files = list(assignment.config.get("submission_files", []))
+    written = [write_submission(out / "solution", assignment, solution(master), files),
+               write_submission(out / "starter", assignment, starter(master), [])]
+    for mutant in load_mutants(assignment):
+        kept = [f for f in files if f not in mutant.drop_files]
+        written.append(write_submission(out / f"mutant-{mutant.name}", assignment,
+                                        mutate(master, mutant.replace), kept))
+    return written

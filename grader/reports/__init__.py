@@ -1,0 +1,1 @@
+"""Renderers: every report is rendered from the results model (grader.results)."""

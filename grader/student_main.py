@@ -1,0 +1,187 @@
+"""Entry point of the isolated student process (run as a script, never imported by the grader).
+
+It confines itself (grader.isolation), installs the audit hook (grader.audit), then serves
+requests from the grader over two pipes: run a notebook cell, call a student function with data,
+or build a Keras model and save it as a .keras file. Replies are data only (grader.wire).
+Nothing in this process can reach the hidden tests, the expected values or the grader's memory.
+"""
+import json
+import os
+import sys
+import traceback
+import types
+
+REQUEST_FD, REPLY_FD = int(sys.argv[1]), int(sys.argv[2])
+
+
+def _read_exact(n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = os.read(REQUEST_FD, min(n - len(data), 1 << 20))
+        if not chunk:
+            raise EOFError("the grader closed the pipe")
+        data += chunk
+    return data
+
+
+def _read_frame() -> bytes:
+    return _read_exact(int.from_bytes(_read_exact(8), "big"))
+
+
+def _student_traceback(exc: BaseException, limit: int = 3000) -> str:
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.startswith("<cell")]
+    lines = [f"  {f.filename[1:-1]}, line {f.lineno}, in {f.name}\n    {f.line or ''}".rstrip() for f in frames]
+    try:
+        summary = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+    except BaseException:
+        summary = type(exc).__name__
+    text = "\n".join(lines[-8:] + [summary])
+    return text[-limit:]
+
+
+class _ForbiddenWatch:
+    """Records which forbidden modules the student's code enters during one call."""
+
+    def __init__(self, prefixes: tuple[str, ...]):
+        self.prefixes = prefixes
+        self.dotted = tuple(p + "." for p in prefixes)
+        self.hits: set[str] = set()
+
+    def __call__(self, frame, event, arg):
+        if event == "call":
+            name = frame.f_globals.get("__name__") or ""
+            if name in self.prefixes or name.startswith(self.dotted):
+                self.hits.add(name)
+
+    def used(self, modules) -> list[str]:
+        """The forbidden prefixes matched by the entered or given module names."""
+        names = self.hits | set(modules)
+        return sorted(p for p in self.prefixes if any(n == p or n.startswith(p + ".") for n in names))
+
+
+class Server:
+    """Serves the grader's requests against the student's namespace."""
+
+    def __init__(self, setup: dict, wire):
+        self.wire = wire
+        self.sandbox = setup["sandbox"]
+        self.cells: list[str] = setup["cells"]
+        self.forbidden = tuple(setup["forbidden"])
+        self.module = types.ModuleType("__main__")
+        self.module.__dict__["__builtins__"] = __builtins__
+        sys.modules["__main__"] = self.module
+        self.models_saved = 0
+        self._write, self._dumps = os.write, wire.dumps
+
+    def reply(self, message: dict) -> None:
+        try:
+            payload = self._dumps(message)
+        except Exception as exc:
+            payload = self._dumps({"status": "bad_value", "message": str(exc)[:500]})
+        self._flush_output()
+        data = len(payload).to_bytes(8, "big") + payload
+        view = memoryview(data)
+        while view:
+            view = view[self._write(REPLY_FD, view):]
+
+    @staticmethod
+    def _flush_output() -> None:
+        for stream in (sys.__stdout__, sys.__stderr__):
+            try:
+                stream.flush()
+            except Exception:
+                pass
+
+    def run_cell(self, index: int) -> dict:
+        source = self.cells[index]
+        filename = f"<cell {index + 1}>"
+        import linecache
+        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+        try:
+            exec(compile(source, filename, "exec"), self.module.__dict__)
+        except BaseException as exc:
+            return {"status": "raised", "error": _student_traceback(exc)}
+        return {"status": "ok"}
+
+    def call(self, request: dict) -> dict:
+        function = self.module.__dict__.get(request["name"])
+        if function is None:
+            return {"status": "missing"}
+        if not callable(function):
+            return {"status": "not_callable", "type": type(function).__name__}
+        args, kwargs = request["args"], request["kwargs"]
+        watch = _ForbiddenWatch(self.forbidden) if self.forbidden else None
+        before = set(sys.modules)
+        if watch:
+            sys.setprofile(watch)
+        try:
+            value = function(*args, **kwargs)
+        except BaseException as exc:
+            return {"status": "raised", "type": type(exc).__name__, "error": _student_traceback(exc),
+                    "forbidden": self._forbidden_used(watch, before)}
+        finally:
+            sys.setprofile(None)
+        reply = {"status": "ok", "forbidden": self._forbidden_used(watch, before)}
+        if request.get("model"):
+            return reply | self._save_model(request["name"], value)
+        reply["value"] = value
+        if request.get("return_inputs"):
+            reply["inputs"] = [args, kwargs]
+        return reply
+
+    @staticmethod
+    def _forbidden_used(watch, before: set) -> list[str]:
+        return watch.used(set(sys.modules) - before) if watch else []
+
+    def _save_model(self, name: str, value) -> dict:
+        import keras
+        if not isinstance(value, keras.Model):
+            return {"status": "not_model", "type": type(value).__module__ + "." + type(value).__qualname__}
+        self.models_saved += 1
+        path = os.path.join(self.sandbox, ".models", f"{name}-{self.models_saved}.keras")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        try:
+            value.save(path)
+        except BaseException as exc:
+            return {"status": "unsaveable", "error": _student_traceback(exc)}
+        return {"file": path}
+
+    def serve(self) -> None:
+        while True:
+            try:
+                request = self.wire.loads(_read_frame())
+            except EOFError:
+                return
+            op = request.get("op")
+            if op == "cell":
+                self.reply(self.run_cell(request["index"]))
+            elif op == "call":
+                self.reply(self.call(request))
+            else:
+                self.reply({"status": "error", "error": f"unknown op {op!r}"})
+
+
+def main() -> None:
+    try:
+        setup = json.loads(_read_frame())
+    except EOFError:
+        return
+    project_root = setup["project_root"]
+    sys.path.insert(0, project_root)
+    from grader import isolation
+    isolation.die_with_parent()
+    report = isolation.confine(setup["hidden_paths"])
+    isolation.set_limits(setup["memory_mb"], setup["cpu_seconds"])
+    from grader import audit, wire
+    import numpy  # noqa: F401  (imported before the hook; it loads C symbols through ctypes)
+    sys.path.remove(project_root)
+    os.chdir(setup["sandbox"])
+    sys.path.insert(0, setup["sandbox"])
+    audit.install(setup["sandbox"])
+    server = Server(setup, wire)
+    server.reply({"status": "ready", "isolation": report})
+    server.serve()
+
+
+if __name__ == "__main__":
+    main()

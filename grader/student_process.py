@@ -1,0 +1,283 @@
+"""Start and talk to the isolated student process (the grader's side of grader/student_main.py).
+
+A StudentSession owns at most one live student process at a time. It runs the notebook's cells
+once at start, serves calls with a time limit each, and after a hang or a crash starts a fresh
+process (re-running the cells, skipping any cell that hung or killed the process) for the next call.
+"""
+from __future__ import annotations
+
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from grader import wire
+from grader.assignment import PROJECT_ROOT, Limits
+
+STUDENT_MAIN = Path(__file__).with_name("student_main.py")
+MAX_REPLY_BYTES = 1 << 30
+READY_TIMEOUT = 60.0
+
+
+class ProcessTimeout(Exception):
+    """The student process did not answer in time."""
+
+
+class ProcessDied(Exception):
+    """The student process exited or was killed; the message says how."""
+
+
+def describe_exit(returncode: int | None) -> str:
+    """A student-readable account of how a process ended."""
+    if returncode is None:
+        return "it stopped answering"
+    if returncode >= 0:
+        return f"it exited with status {returncode}: does the code call exit(), sys.exit() or os._exit()?"
+    sig = -returncode
+    reasons = {signal.SIGKILL: "killed: it probably ran out of memory",
+               signal.SIGXCPU: "killed: it used up its CPU time limit",
+               signal.SIGSEGV: "it crashed with a segmentation fault",
+               signal.SIGABRT: "it aborted"}
+    return reasons.get(sig, f"it was killed by signal {signal.Signals(sig).name}")
+
+
+def student_environment(sandbox: Path) -> dict[str, str]:
+    """A scrubbed environment: nothing of the grader's, one BLAS thread, writable dirs in the sandbox."""
+    return {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(sandbox),
+        "TMPDIR": str(sandbox / ".tmp"),
+        "MPLCONFIGDIR": str(sandbox / ".tmp"),
+        "MPLBACKEND": "Agg",
+        "KERAS_HOME": str(sandbox / ".keras"),
+        "LANG": "C.UTF-8",
+        "PYTHONHASHSEED": "0",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "OMP_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "TF_NUM_INTRAOP_THREADS": "1",
+        "TF_NUM_INTEROP_THREADS": "1",
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+        "CUDA_VISIBLE_DEVICES": "",
+        "KERAS_BACKEND": "tensorflow",
+    }
+
+
+class StudentProcess:
+    """One running student process and its two pipes."""
+
+    def __init__(self, sandbox: Path, output: Path, setup: dict):
+        self.sandbox, self.output, self.setup = sandbox, output, setup
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> dict:
+        """Spawn the process, send the setup, and wait for its ready message."""
+        (self.sandbox / ".tmp").mkdir(parents=True, exist_ok=True)
+        request_r, self.request_w = os.pipe()
+        self.reply_r, reply_w = os.pipe()
+        with open(self.output, "ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-I", str(STUDENT_MAIN), str(request_r), str(reply_w)],
+                cwd=self.sandbox, env=student_environment(self.sandbox), stdin=subprocess.DEVNULL,
+                stdout=out, stderr=subprocess.STDOUT, pass_fds=(request_r, reply_w), start_new_session=True)
+        os.close(request_r)
+        os.close(reply_w)
+        import json
+        self._send(json.dumps(self.setup).encode())
+        return self._receive(time.monotonic() + READY_TIMEOUT)
+
+    def request(self, message: dict, timeout: float) -> dict:
+        """Send one request; return the reply, or raise ProcessTimeout / ProcessDied."""
+        try:
+            self._send(wire.dumps(message))
+        except BrokenPipeError:
+            raise ProcessDied(describe_exit(self._wait()))
+        return self._receive(time.monotonic() + timeout)
+
+    def _send(self, payload: bytes) -> None:
+        data = memoryview(len(payload).to_bytes(8, "big") + payload)
+        while data:
+            data = data[os.write(self.request_w, data):]
+
+    def _receive(self, deadline: float) -> dict:
+        size = int.from_bytes(self._read(8, deadline), "big")
+        if size > MAX_REPLY_BYTES:
+            self.kill()
+            raise ProcessDied(f"it sent a reply of {size} bytes, over the grader's limit")
+        try:
+            reply = wire.loads(self._read(size, deadline))
+        except (wire.WireError, ValueError) as exc:
+            reply = {"status": "bad_value", "message": f"unreadable reply ({exc})"}
+        return reply if isinstance(reply, dict) else {"status": "bad_value", "message": "unreadable reply"}
+
+    def _read(self, n: int, deadline: float) -> bytes:
+        chunks, remaining = [], n
+        while remaining:
+            wait = deadline - time.monotonic()
+            if wait <= 0 or not select.select([self.reply_r], [], [], wait)[0]:
+                self.kill()
+                raise ProcessTimeout()
+            chunk = os.read(self.reply_r, min(remaining, 1 << 20))
+            if not chunk:
+                raise ProcessDied(describe_exit(self._wait()))
+            chunks.append(chunk)
+            remaining -= len(chunk)
+        return b"".join(chunks)
+
+    def _wait(self) -> int | None:
+        try:
+            return self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return None
+
+    def kill(self) -> None:
+        """Kill the process and anything it started; close the pipes."""
+        if self.proc is None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        self.proc.wait()
+        for fd in (self.request_w, self.reply_r):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self.proc = None
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+
+@dataclass
+class CellLog:
+    """What one notebook cell did at start-up."""
+    number: int
+    status: str  # ok, raised, timeout, died
+    error: str = ""
+    output: str = ""
+
+
+@dataclass
+class StudentSession:
+    """The student process for one submission, restarted as needed."""
+    cells: list[str]
+    sandbox: Path
+    limits: Limits
+    hidden_paths: list[str]
+    forbidden_modules: tuple[str, ...] = ()
+    unavailable: str = ""
+    cell_logs: dict[int, CellLog] = field(default_factory=dict)
+    isolation: dict = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=lambda: {"start": 0.0, "cells": 0.0, "calls": 0.0})
+    restarts: int = 0
+    _process: StudentProcess | None = None
+    _skipped: set[int] = field(default_factory=set)
+    _timeouts: dict[str, int] = field(default_factory=dict)
+    _started_at: float = field(default_factory=time.monotonic)
+
+    @property
+    def output_path(self) -> Path:
+        return self.sandbox.parent / "output.log"
+
+    def read_output(self, start: int) -> str:
+        """Captured output from byte offset start, truncated to the configured size."""
+        with open(self.output_path, "rb") as f:
+            f.seek(start)
+            data = f.read(self.limits.output_chars + 1)
+            total = f.seek(0, os.SEEK_END) - start
+        text = data[:self.limits.output_chars].decode(errors="replace")
+        return text + (f"\n... [output truncated: {total:,} bytes in all]" if total > self.limits.output_chars else "")
+
+    def _output_size(self) -> int:
+        return self.output_path.stat().st_size if self.output_path.exists() else 0
+
+    def ensure_started(self) -> StudentProcess:
+        """Return a live process that has run the notebook's cells, starting one if needed."""
+        if self._process is not None and self._process.alive:
+            return self._process
+        if self._process is not None or self.cell_logs:
+            self.restarts += 1
+        while True:
+            began = time.monotonic()
+            process = StudentProcess(self.sandbox, self.output_path, {
+                "sandbox": str(self.sandbox), "project_root": str(PROJECT_ROOT), "cells": self.cells,
+                "forbidden": list(self.forbidden_modules), "hidden_paths": self.hidden_paths,
+                "memory_mb": self.limits.memory_mb, "cpu_seconds": self.limits.cpu_seconds})
+            try:
+                ready = process.start()
+            except (ProcessTimeout, ProcessDied) as exc:
+                process.kill()
+                raise RuntimeError(f"the student process could not start: {exc}") from exc
+            self.isolation = ready.get("isolation", {})
+            self.timings["start"] += time.monotonic() - began
+            began = time.monotonic()
+            finished = self._run_cells(process)
+            self.timings["cells"] += time.monotonic() - began
+            if finished:
+                self._process = process
+                return process
+
+    def _run_cells(self, process: StudentProcess) -> bool:
+        for index in range(len(self.cells)):
+            if index in self._skipped:
+                continue
+            offset = self._output_size()
+            try:
+                reply = process.request({"op": "cell", "index": index}, self.limits.cell_timeout)
+            except ProcessTimeout:
+                self._skip(index, "timeout", f"did not finish within {self.limits.cell_timeout:g} s; "
+                           "the grader skipped it (an infinite loop, or training?)", offset)
+                return False
+            except ProcessDied as exc:
+                process.kill()
+                self._skip(index, "died", f"killed the student process ({exc}); the grader skipped it", offset)
+                return False
+            if index not in self.cell_logs:
+                self.cell_logs[index] = CellLog(index + 1, reply.get("status", "ok"), str(reply.get("error", "")),
+                                                self.read_output(offset))
+        return True
+
+    def _skip(self, index: int, status: str, error: str, offset: int) -> None:
+        self._skipped.add(index)
+        self.cell_logs[index] = CellLog(index + 1, status, error, self.read_output(offset))
+
+    def call(self, name: str, args: tuple, kwargs: dict, timeout: float, *,
+             return_inputs: bool = False, model: bool = False) -> dict:
+        """Run name(*args, **kwargs) in the student process; return its reply or raise StudentProcessError."""
+        from grader.errors import StudentError
+        if self.unavailable:
+            raise StudentError(self.unavailable)
+        if self._timeouts.get(name, 0) >= 2:
+            raise StudentError(f"`{name}` timed out twice already; the grader does not call it again")
+        if time.monotonic() - self._started_at > self.limits.submission_budget:
+            raise StudentError(f"grading time budget ({self.limits.submission_budget:g} s) used up; "
+                               f"`{name}` was not called")
+        process = self.ensure_started()
+        began = time.monotonic()
+        try:
+            return process.request({"op": "call", "name": name, "args": list(args), "kwargs": kwargs,
+                                    "return_inputs": return_inputs, "model": model}, timeout)
+        except ProcessTimeout:
+            self._timeouts[name] = self._timeouts.get(name, 0) + 1
+            raise StudentError(f"`{name}` did not return within {timeout:g} s (an infinite loop, or far too "
+                               "slow); the grader stopped it and runs the other tests in a fresh process")
+        except ProcessDied as exc:
+            raise StudentError(f"the student process died while running `{name}`: {exc}. "
+                               "The grader runs the other tests in a fresh process")
+        finally:
+            self.timings["calls"] += time.monotonic() - began
+
+    def close(self) -> None:
+        """Stop the student process."""
+        if self._process is not None:
+            self._process.kill()
+            self._process = None

@@ -1,0 +1,118 @@
+"""Data-only messages between the grader and the student process.
+
+A message is a JSON header followed by raw ``.npy`` blobs. Only these kinds cross:
+None, bool, int, float, str, plain NumPy arrays of numeric or bool dtype, NumPy scalars,
+and tuples, lists and dicts of those. Nothing is pickled, so a value cannot carry code or
+lie about itself: an ndarray subclass arrives as a plain ndarray.
+
+This module is imported by both processes and must depend on nothing but NumPy.
+"""
+from __future__ import annotations
+
+import io
+import json
+import struct
+
+import numpy as np
+
+MAX_DEPTH = 32
+ALLOWED_KINDS = set("biufc")
+_LEN = struct.Struct("!Q")
+
+
+class WireError(ValueError):
+    """A value that is not plain data, or a malformed message."""
+
+
+def _describe(value) -> str:
+    kind = type(value)
+    return f"{kind.__module__}.{kind.__qualname__}" if kind.__module__ != "builtins" else kind.__qualname__
+
+
+def _encode(value, blobs: list[bytes], depth: int):
+    if depth > MAX_DEPTH:
+        raise WireError("value is nested too deeply")
+    if value is None or type(value) in (bool, str):
+        return value
+    if type(value) is int:
+        return value if abs(value) < 2**63 else {"__bigint__": str(value)}
+    if type(value) is float:
+        return {"__float__": repr(value)}
+    if isinstance(value, (np.ndarray, np.generic)):
+        array = np.asarray(value)
+        if array.dtype.kind not in ALLOWED_KINDS or array.dtype.fields is not None:
+            raise WireError(f"arrays of dtype {array.dtype} cannot be sent; use a numeric dtype")
+        buffer = io.BytesIO()
+        np.lib.format.write_array(buffer, np.ascontiguousarray(array).view(np.ndarray), allow_pickle=False)
+        blobs.append(buffer.getvalue())
+        return {"__ndarray__": len(blobs) - 1, "scalar": isinstance(value, np.generic)}
+    if type(value) is tuple:
+        return {"__tuple__": [_encode(v, blobs, depth + 1) for v in value]}
+    if type(value) is list:
+        return [_encode(v, blobs, depth + 1) for v in value]
+    if type(value) is dict:
+        items = []
+        for key, item in value.items():
+            if type(key) not in (str, int):
+                raise WireError(f"dict keys must be str or int, not {_describe(key)}")
+            items.append([key, _encode(item, blobs, depth + 1)])
+        return {"__dict__": items}
+    raise WireError(f"a {_describe(value)} is not plain data (expected arrays, numbers, strings, "
+                    "or tuples/lists/dicts of those)")
+
+
+def _decode(node, blobs: list[bytes], depth: int):
+    if depth > MAX_DEPTH:
+        raise WireError("message is nested too deeply")
+    if node is None or type(node) in (bool, int, str):
+        return node
+    if type(node) is list:
+        return [_decode(v, blobs, depth + 1) for v in node]
+    if type(node) is not dict or len(node) not in (1, 2):
+        raise WireError("malformed message")
+    if "__float__" in node:
+        return float(node["__float__"])
+    if "__bigint__" in node:
+        return int(node["__bigint__"])
+    if "__tuple__" in node:
+        return tuple(_decode(v, blobs, depth + 1) for v in node["__tuple__"])
+    if "__dict__" in node:
+        return {key: _decode(v, blobs, depth + 1) for key, v in node["__dict__"]}
+    if "__ndarray__" in node:
+        index = node["__ndarray__"]
+        if type(index) is not int or not 0 <= index < len(blobs):
+            raise WireError("malformed array reference")
+        array = np.lib.format.read_array(io.BytesIO(blobs[index]), allow_pickle=False)
+        if type(array) is not np.ndarray or array.dtype.kind not in ALLOWED_KINDS:
+            raise WireError("array of a refused dtype")
+        return array[()] if node.get("scalar") else array
+    raise WireError("malformed message")
+
+
+def dumps(message) -> bytes:
+    """Encode a message to bytes; raise WireError if it holds anything but plain data."""
+    blobs: list[bytes] = []
+    header = json.dumps(_encode(message, blobs, 0)).encode()
+    parts = [_LEN.pack(len(header)), header, _LEN.pack(len(blobs))]
+    for blob in blobs:
+        parts += [_LEN.pack(len(blob)), blob]
+    return b"".join(parts)
+
+
+def loads(data: bytes):
+    """Decode bytes made by dumps() into plain data; raise WireError if malformed."""
+    view = memoryview(data)
+    offset = 0
+
+    def take(n: int) -> memoryview:
+        nonlocal offset
+        if offset + n > len(view):
+            raise WireError("truncated message")
+        chunk = view[offset:offset + n]
+        offset += n
+        return chunk
+
+    header = json.loads(bytes(take(_LEN.unpack(take(_LEN.size))[0])))
+    count = _LEN.unpack(take(_LEN.size))[0]
+    blobs = [bytes(take(_LEN.unpack(take(_LEN.size))[0])) for _ in range(count)]
+    return _decode(header, blobs, 0)
