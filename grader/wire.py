@@ -43,7 +43,7 @@ def _encode(value, blobs: list[bytes], depth: int):
         if array.dtype.kind not in ALLOWED_KINDS or array.dtype.fields is not None:
             raise WireError(f"arrays of dtype {array.dtype} cannot be sent; use a numeric dtype")
         buffer = io.BytesIO()
-        np.lib.format.write_array(buffer, np.ascontiguousarray(array).view(np.ndarray), allow_pickle=False)
+        np.lib.format.write_array(buffer, np.asarray(array, order="C").view(np.ndarray), allow_pickle=False)
         blobs.append(buffer.getvalue())
         return {"__ndarray__": len(blobs) - 1, "scalar": isinstance(value, np.generic)}
     if type(value) is tuple:

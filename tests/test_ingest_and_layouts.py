@@ -1,0 +1,72 @@
+"""Ingest of notebooks, layouts of submission folders, and generated notebooks."""
+import nbformat
+import pytest
+
+from grader import notebooks
+from grader.errors import IngestError
+from grader.ingest import keep_definitions, read_notebook, to_python
+from grader.submissions import discover
+from tests.conftest import TOY, toy_notebook
+
+
+def test_magics_and_shell_escapes_become_harmless_python():
+    notes = []
+    assert to_python("%matplotlib inline\nimport numpy as np", 1, notes) == "None\nimport numpy as np"
+    assert to_python("%%time\nx = 1\n!ls", 2, notes) == "x = 1\nNone"
+    assert to_python("np.pad?", 3, notes) == "None"
+    assert to_python("files = !ls", 4, notes) == "files = None"
+    assert to_python("%%bash\nrm -rf /", 5, notes) == "pass"
+    assert any("never runs `!ls`" in n for n in notes) and any("%%bash" in n for n in notes)
+
+
+def test_definitions_mode_drops_training_statements():
+    source = "import numpy as np\nEPOCHS = 3\nL = np.linalg\ndef f():\n    return 1\nmodel.fit(x)\nh = train()"
+    assert keep_definitions(source) == "import numpy as np\nEPOCHS = 3\nL = np.linalg\n\ndef f():\n    return 1"
+
+
+def test_unreadable_notebooks_raise_student_readable_errors(tmp_path):
+    for raw, reason in [("", "is empty"), ("{nope", "not valid notebook JSON"), ('{"cells": 3}', "could not be read")]:
+        path = tmp_path / "n.ipynb"
+        path.write_text(raw)
+        with pytest.raises(IngestError, match=reason):
+            read_notebook(path)
+
+
+def test_v3_notebooks_are_read(tmp_path):
+    path = tmp_path / "v3.ipynb"
+    path.write_text(nbformat.writes(nbformat.convert(toy_notebook(), 3)))
+    assert any("def double" in cell for cell in read_notebook(path).cells)
+
+
+def test_every_layout_is_discovered(tmp_path):
+    (tmp_path / "alice").mkdir()
+    (tmp_path / "alice" / "toy.ipynb").write_text("{}")
+    (tmp_path / "alice" / "weights.h5").write_text("w")
+    (tmp_path / "bob.ipynb").write_text("{}")
+    for user in ("carol", "dave"):
+        repo = tmp_path / f"toy-assignment-{user}"
+        (repo / ".git").mkdir(parents=True)
+        (repo / "work").mkdir()
+        (repo / "work" / "toy.ipynb").write_text("{}")
+        (repo / ".ipynb_checkpoints").mkdir()
+        (repo / ".ipynb_checkpoints" / "toy-checkpoint.ipynb").write_text("{}")
+    (tmp_path / "erin").mkdir()
+    (tmp_path / "erin" / "a.ipynb").write_text("{}")
+    (tmp_path / "erin" / "b.ipynb").write_text("{}")
+    (tmp_path / "frank").mkdir()
+    found = {s.student: s for s in discover(tmp_path, "toy.ipynb")}
+    assert sorted(found) == ["alice", "bob", "carol", "dave", "erin", "frank"]
+    assert [p.name for p in found["alice"].files()] == ["toy.ipynb", "weights.h5"]
+    assert found["bob"].files() == [tmp_path / "bob.ipynb"]
+    assert found["carol"].notebook == tmp_path / "toy-assignment-carol" / "work" / "toy.ipynb"
+    assert "several notebooks" in found["erin"].problem and "no notebook" in found["frank"].problem
+
+
+def test_starter_replaces_solution_blocks_and_solution_drops_markers():
+    master = notebooks.read(TOY / "toy.ipynb")
+    starter = "\n".join(c.source for c in notebooks.starter(master).cells)
+    solution = "\n".join(c.source for c in notebooks.solution(master).cells)
+    assert "    raise NotImplementedError" in starter and "2 * np.asarray" not in starter
+    assert "SOLUTION" not in solution and "return 2 * np.asarray(x)" in solution
+    with pytest.raises(ValueError, match="exactly once"):
+        notebooks.mutate(master, [("np.", "numpy.")])
