@@ -20,6 +20,7 @@ help:
 	@echo "make grade ASSIGNMENT=cnn_layers SUBMISSIONS=dir REPORTS=dir [JOBS=n]"
 	@echo "                             grade a folder of submissions (no SUBMISSIONS: the bundled samples)"
 	@echo "make assignments             regenerate assignments/ (starter notebooks) from solutions/"
+	@echo "make grade ... SHARD=i/N     grade a deterministic 1/N of the submissions"
 
 install: $(VENV)/.installed
 
@@ -34,12 +35,14 @@ test: install
 samples: install
 	$(PY) -m grader samples $(ASSIGNMENT) build/samples/$(ASSIGNMENT)
 
+GRADE_FLAGS = --reports $(REPORTS) $(if $(JOBS),--jobs $(JOBS)) $(if $(SHARD),--shard $(SHARD)) $(ARGS)
+
 grade: install
 ifeq ($(SUBMISSIONS),)
 	$(PY) -m grader samples $(ASSIGNMENT) build/samples/$(ASSIGNMENT)
-	$(PY) -m grader grade $(ASSIGNMENT) build/samples/$(ASSIGNMENT) --reports $(REPORTS) $(if $(JOBS),--jobs $(JOBS)) $(ARGS)
+	$(PY) -m grader grade $(ASSIGNMENT) build/samples/$(ASSIGNMENT) $(GRADE_FLAGS)
 else
-	$(PY) -m grader grade $(ASSIGNMENT) $(SUBMISSIONS) --reports $(REPORTS) $(if $(JOBS),--jobs $(JOBS)) $(ARGS)
+	$(PY) -m grader grade $(ASSIGNMENT) $(SUBMISSIONS) $(GRADE_FLAGS)
 endif
 
 assignments: install

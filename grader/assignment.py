@@ -39,6 +39,11 @@ class Assignment:
     config: dict = field(default_factory=dict)
 
     @property
+    def ref(self) -> str:
+        """What load_assignment needs to find this assignment again: its name, or its folder."""
+        return self.name if self.folder.parent == SOLUTIONS_DIR.resolve() else str(self.folder)
+
+    @property
     def master(self) -> Path:
         return self.folder / self.notebook
 

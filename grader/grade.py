@@ -101,7 +101,7 @@ def grade_submission(assignment: Assignment, submission: Submission, *, seed: in
             extra_data={
                 "student": submission.student,
                 "notebook": str(submission.notebook) if submission.notebook else None,
-                "assignment": assignment.name, "seed": seed, "problem": problem,
+                "assignment": assignment.ref, "seed": seed, "problem": problem,
                 "cells": [vars(log) for log in sorted(session.cell_logs.values(), key=lambda log: log.number)],
                 "isolation": session.isolation, "restarts": session.restarts,
             })

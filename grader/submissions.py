@@ -93,3 +93,15 @@ def discover(root: Path, notebook_name: str) -> list[Submission]:
             sub = Submission(f"{sub.student}-{seen[sub.student]}", sub.notebook, sub.folder, sub.problem)
         unique.append(sub)
     return unique
+
+
+def select_shard(submissions: list[Submission], shard: str) -> list[Submission]:
+    """The submissions of shard "i/N" (1-based): a deterministic 1/N by a hash of the student name."""
+    try:
+        index, count = (int(part) for part in shard.split("/"))
+    except ValueError:
+        raise SystemExit(f"--shard must look like i/N (e.g. 2/4), not {shard!r}")
+    if not 1 <= index <= count:
+        raise SystemExit(f"--shard {shard}: i must be between 1 and N")
+    return [s for s in submissions
+            if int.from_bytes(hashlib.sha256(s.student.encode()).digest()[:8], "big") % count == index - 1]

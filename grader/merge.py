@@ -1,0 +1,33 @@
+"""Merge the reports of several shards (make grade SHARD=i/N) into one reports folder."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from grader.assignment import Assignment, load_assignment
+from grader.results import Results
+
+
+def merge_reports(shards: list[Path], out: Path) -> tuple[Assignment, list[str]]:
+    """Copy every shard's student folders into out; return the assignment and all students.
+
+    A student graded in two shards is an error: shards must partition the submissions.
+    """
+    owner: dict[str, Path] = {}
+    for shard in shards:
+        for results_file in sorted(Path(shard).glob("*/results.json")):
+            student = results_file.parent.name
+            if student in owner:
+                raise SystemExit(f"{student} was graded in both {owner[student]} and {shard}")
+            owner[student] = Path(shard)
+    if not owner:
+        raise SystemExit("no results.json found in " + ", ".join(map(str, shards)))
+    refs = {Results.read(shard / student / "results.json").extra_data.get("assignment")
+            for student, shard in owner.items()}
+    if len(refs) != 1:
+        raise SystemExit(f"the shards graded different assignments: {sorted(map(str, refs))}")
+    out.mkdir(parents=True, exist_ok=True)
+    for student, shard in owner.items():
+        if (shard / student).resolve() != (out / student).resolve():
+            shutil.copytree(shard / student, out / student, dirs_exist_ok=True)
+    return load_assignment(refs.pop()), sorted(owner)

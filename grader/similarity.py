@@ -1,0 +1,179 @@
+"""Similarity report: which pairs of students wrote suspiciously alike code, function by function.
+
+Each student function is reduced to a sequence of normalized AST tokens: node types, operators and
+attribute names are kept, while the student's own names and every literal are abstracted, so renaming
+variables or changing constants does not hide a copy. Statements that come from the starter notebook
+are dropped, and so is the docstring. Pairs are scored by the Jaccard similarity of their token
+5-grams, weighted by function length; pairs above the threshold are written with a side-by-side view.
+"""
+from __future__ import annotations
+
+import ast
+import csv
+import difflib
+import io
+import itertools
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+
+from grader.assignment import Assignment
+from grader.errors import IngestError
+from grader.ingest import read_notebook
+from grader.notebooks import read, starter
+from grader.results import write_atomic
+from grader.submissions import discover
+
+NGRAM = 5
+MIN_TOKENS = 25  # shorter functions (relu, flatten) look alike in every correct solution
+TEMPLATE = Path(__file__).parent / "reports" / "templates" / "similarity.html.j2"
+
+
+@dataclass
+class FunctionCode:
+    """One student's version of one function: its source and normalized tokens."""
+    source: str
+    tokens: list[str]
+
+    def grams(self) -> set[tuple[str, ...]]:
+        return {tuple(self.tokens[i:i + NGRAM]) for i in range(len(self.tokens) - NGRAM + 1)}
+
+
+class _Tokens(ast.NodeVisitor):
+    def __init__(self):
+        self.tokens: list[str] = []
+
+    def generic_visit(self, node):
+        if isinstance(node, ast.Name):
+            self.tokens.append("ID")
+        elif isinstance(node, ast.arg):
+            self.tokens.append("ARG")
+        elif isinstance(node, ast.Constant):
+            self.tokens.append("LIT")
+        elif isinstance(node, ast.Attribute):
+            self.tokens.append(f".{node.attr}")
+        elif not isinstance(node, (ast.Load, ast.Store, ast.Del, ast.expr_context)):
+            self.tokens.append(type(node).__name__)
+        super().generic_visit(node)
+
+
+def _statements(function: ast.FunctionDef) -> list[ast.stmt]:
+    body = list(function.body)
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+            and isinstance(body[0].value.value, str):
+        body = body[1:]
+    return body
+
+
+def tokens_of(statements: list[ast.stmt]) -> list[str]:
+    """Normalized tokens of a list of statements."""
+    visitor = _Tokens()
+    for statement in statements:
+        visitor.visit(statement)
+    return visitor.tokens
+
+
+def _functions(cells: list[str]) -> dict[str, ast.FunctionDef]:
+    found = {}
+    for source in cells:
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:
+            continue
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef):
+                found[node.name] = node
+    return found
+
+
+def extract(cells: list[str], names: tuple[str, ...], starter_code: dict[str, set[str]]) -> dict[str, FunctionCode]:
+    """The student's functions, minus the statements the starter already had."""
+    result = {}
+    for name, node in _functions(cells).items():
+        if name not in names:
+            continue
+        own = [s for s in _statements(node) if ast.dump(s) not in starter_code.get(name, set())]
+        tokens = tokens_of(own)
+        if len(tokens) >= MIN_TOKENS:
+            result[name] = FunctionCode(ast.unparse(node), tokens)
+    return result
+
+
+def starter_statements(assignment: Assignment) -> dict[str, set[str]]:
+    """Per function, the AST dumps of the statements the starter notebook gives every student."""
+    cells = [c.source for c in starter(read(assignment.master)).cells if c.cell_type == "code"]
+    return {name: {ast.dump(s) for s in _statements(node)} for name, node in _functions(cells).items()}
+
+
+@dataclass
+class Pair:
+    """Two students and how alike their functions are."""
+    a: str
+    b: str
+    score: float
+    functions: dict[str, float]
+
+
+def compare(a: dict[str, FunctionCode], b: dict[str, FunctionCode]) -> tuple[float, dict[str, float]]:
+    """Length-weighted Jaccard similarity over the functions both students wrote."""
+    per_function, weighted, weight = {}, 0.0, 0
+    for name in sorted(set(a) & set(b)):
+        ga, gb = a[name].grams(), b[name].grams()
+        similarity = len(ga & gb) / len(ga | gb) if ga | gb else 0.0
+        size = len(a[name].tokens) + len(b[name].tokens)
+        per_function[name] = similarity
+        weighted += similarity * size
+        weight += size
+    return (weighted / weight if weight else 0.0), per_function
+
+
+def find_pairs(code: dict[str, dict[str, FunctionCode]], threshold: float) -> list[Pair]:
+    """Every pair of students whose overall similarity is at least threshold, most similar first."""
+    pairs = []
+    for a, b in itertools.combinations(sorted(code), 2):
+        score, functions = compare(code[a], code[b])
+        if score >= threshold:
+            pairs.append(Pair(a, b, score, functions))
+    return sorted(pairs, key=lambda p: -p.score)
+
+
+def render_csv(pairs: list[Pair]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["student_a", "student_b", "similarity", "functions"])
+    for pair in pairs:
+        writer.writerow([pair.a, pair.b, f"{pair.score:.3f}",
+                         "; ".join(f"{n}={s:.2f}" for n, s in sorted(pair.functions.items(), key=lambda i: -i[1]))])
+    return buffer.getvalue()
+
+
+def render_html(assignment: Assignment, pairs: list[Pair], code: dict[str, dict[str, FunctionCode]],
+                threshold: float) -> str:
+    differ = difflib.HtmlDiff(wrapcolumn=70)
+    views = [{"pair": pair, "functions": [
+        {"name": name, "similarity": similarity,
+         "table": differ.make_table(code[pair.a][name].source.splitlines(), code[pair.b][name].source.splitlines(),
+                                    pair.a, pair.b)}
+        for name, similarity in sorted(pair.functions.items(), key=lambda i: -i[1]) if similarity >= threshold / 2]}
+        for pair in pairs]
+    template = jinja2.Template(TEMPLATE.read_text(), autoescape=True)
+    return template.render(assignment=assignment, views=views, threshold=threshold, students=len(code))
+
+
+def similarity_report(assignment: Assignment, submissions: Path, out: Path, threshold: float) -> list[Pair]:
+    """Write similarity.csv and similarity.html for a folder of submissions; return the flagged pairs."""
+    starter_code = starter_statements(assignment)
+    code = {}
+    for submission in discover(submissions, assignment.notebook):
+        if submission.notebook is None:
+            continue
+        try:
+            cells = read_notebook(submission.notebook).cells
+        except IngestError:
+            continue
+        code[submission.student] = extract(cells, assignment.functions, starter_code)
+    pairs = find_pairs(code, threshold)
+    write_atomic(out / "similarity.csv", render_csv(pairs))
+    write_atomic(out / "similarity.html", render_html(assignment, pairs, code, threshold))
+    return pairs

@@ -1,0 +1,67 @@
+"""Every assignment proves its own tests: the solution scores full marks, the untouched starter
+scores 0, and each seeded bug (mutants.toml) fails exactly the tests it lists, and no others."""
+from __future__ import annotations
+
+import fnmatch
+import json
+
+import pytest
+
+from grader.assignment import SOLUTIONS_DIR, load_assignment
+from grader.notebooks import load_mutants, starter_is_current, write_samples
+from tests.conftest import run_grader
+
+ASSIGNMENTS = sorted(p.parent.name for p in SOLUTIONS_DIR.glob("*/assignment.toml"))
+
+
+@pytest.fixture(scope="module", params=ASSIGNMENTS)
+def graded(request, tmp_path_factory):
+    assignment = load_assignment(request.param)
+    root = tmp_path_factory.mktemp(assignment.name)
+    write_samples(assignment, root / "submissions")
+    run_grader("grade", assignment.name, str(root / "submissions"), "--reports", str(root / "reports"),
+               "--jobs", "2", "--quiet")
+    results = {p.parent.name: json.loads(p.read_text()) for p in (root / "reports").glob("*/results.json")}
+    return assignment, results
+
+
+def test_committed_starters_are_generated_from_the_masters():
+    stale = [name for name in ASSIGNMENTS if not starter_is_current(load_assignment(name))]
+    assert not stale, f"run `make assignments`: out of date for {stale}"
+
+
+def test_solution_scores_full_marks(graded):
+    _, results = graded
+    solution = results["solution"]
+    failed = {t["name"]: t["output"] for t in solution["tests"] if t["status"] != "passed"}
+    assert not failed and solution["score"] == solution["max_score"] > 0
+
+
+def test_untouched_starter_scores_zero(graded):
+    _, results = graded
+    starter = results["starter"]
+    assert starter["score"] == 0 and starter["max_score"] > 0
+    assert all(t["status"] == "failed" and t["output"] for t in starter["tests"])
+
+
+def test_every_seeded_bug_loses_exactly_its_tests(graded):
+    assignment, results = graded
+    mutants = load_mutants(assignment)
+    assert mutants, "an assignment needs seeded bugs"
+    problems = []
+    for mutant in mutants:
+        tests = results[f"mutant-{mutant.name}"]["tests"]
+        expected = {t["name"] for t in tests if any(fnmatch.fnmatchcase(t["name"], p) for p in mutant.fails)}
+        failed = {t["name"] for t in tests if t["status"] == "failed"}
+        if not expected:
+            problems.append(f"{mutant.name}: its fails patterns match no test")
+        if failed != expected:
+            problems.append(f"{mutant.name}: also failed {sorted(failed - expected)}, "
+                            f"but passed {sorted(expected - failed)}")
+        missing = [t["name"] for t in tests if t["name"] in failed and mutant.diagnosis not in t["output"]]
+        if missing:
+            problems.append(f"{mutant.name}: no diagnosis {mutant.diagnosis!r} in {missing}")
+        wrong_function = [t["name"] for t in tests if t["name"] in failed and mutant.function not in t["tags"]]
+        if wrong_function:
+            problems.append(f"{mutant.name}: failed tests of other functions {wrong_function}")
+    assert not problems, "\n".join(problems)
