@@ -13,10 +13,12 @@ from grader.assignment import SOLUTIONS_DIR, load_assignment
 def _grade(args) -> int:
     from grader.batch import BatchOptions, grade_batch, summary_line
     from grader.reports.gradebook import write_gradebook
-    from grader.submissions import discover
+    from grader.submissions import discover, select_shard
     assignment = load_assignment(args.assignment)
     reports = Path(args.reports or f"reports/{assignment.name}")
     submissions = discover(Path(args.submissions), assignment.notebook)
+    if args.shard:
+        submissions = select_shard(submissions, args.shard)
     began = time.monotonic()
     summaries = grade_batch(assignment, Path(args.submissions), BatchOptions(
         reports=reports, jobs=args.jobs, force=args.force, seed=args.seed, data_dir=args.data_dir,
@@ -51,6 +53,24 @@ def _samples(args) -> int:
     return 0
 
 
+def _merge(args) -> int:
+    from grader.merge import merge_reports
+    from grader.reports.gradebook import write_gradebook
+    out = Path(args.out)
+    assignment, students = merge_reports([Path(p) for p in args.reports], out)
+    gradebook = write_gradebook(assignment, out, students)
+    print(f"merged {len(students)} students from {len(args.reports)} shards: gradebook {gradebook}")
+    return 0
+
+
+def _similarity(args) -> int:
+    from grader.similarity import similarity_report
+    out = Path(args.out)
+    pairs = similarity_report(load_assignment(args.assignment), Path(args.submissions), out, args.threshold)
+    print(f"{len(pairs)} pairs at or above {args.threshold:g}: {out / 'similarity.html'}, {out / 'similarity.csv'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every subcommand."""
     parser = argparse.ArgumentParser(prog="python -m grader", description="Autograder for the CNN course.")
@@ -67,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     grade.add_argument("--seed", type=int, help="seed for randomized test cases (default: kept per reports folder)")
     grade.add_argument("--data-dir", help="folder holding the datasets (before $GRADER_DATA_DIR)")
     grade.add_argument("--quiet", action="store_true", help="no progress bar")
+    grade.add_argument("--shard", help="grade only shard i/N of the submissions (e.g. 2/4), for parallel machines")
     grade.set_defaults(run=_grade)
 
     generate = commands.add_parser("generate", help="write the starter notebooks in assignments/ from the masters")
@@ -78,6 +99,18 @@ def build_parser() -> argparse.ArgumentParser:
     samples.add_argument("assignment")
     samples.add_argument("out")
     samples.set_defaults(run=_samples)
+
+    merge = commands.add_parser("merge", help="merge the reports of shards into one gradebook")
+    merge.add_argument("reports", nargs="+", help="the shards' reports folders")
+    merge.add_argument("--out", required=True, help="the merged reports folder")
+    merge.set_defaults(run=_merge)
+
+    similarity = commands.add_parser("similarity", help="find pairs of students with suspiciously alike code")
+    similarity.add_argument("assignment")
+    similarity.add_argument("submissions")
+    similarity.add_argument("--out", default="reports/similarity", help="output folder")
+    similarity.add_argument("--threshold", type=float, default=0.8, help="flag pairs at or above this (0..1)")
+    similarity.set_defaults(run=_similarity)
     return parser
 
 
