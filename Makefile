@@ -20,6 +20,9 @@ help:
 	@echo "make grade ASSIGNMENT=cnn_layers SUBMISSIONS=dir REPORTS=dir [JOBS=n]"
 	@echo "                             grade a folder of submissions (no SUBMISSIONS: the bundled samples)"
 	@echo "make assignments             regenerate assignments/ (starter notebooks) from solutions/"
+	@echo "make gradescope ASSIGNMENT=x build build/gradescope/x/autograder.zip for Gradescope"
+	@echo "make classroom-template ASSIGNMENT=x [GRADER_REPO=owner/name GRADER_REF=main]"
+	@echo "                             write the GitHub Classroom template repository to build/classroom/x"
 	@echo "make grade ... SHARD=i/N     grade a deterministic 1/N of the submissions"
 
 install: $(VENV)/.installed
@@ -53,3 +56,13 @@ lock:
 	/tmp/grader-lock-venv/bin/pip install --quiet -e .
 	/tmp/grader-lock-venv/bin/pip freeze --exclude-editable > requirements.lock.new
 	@echo "review requirements.lock.new, restore the platform markers, and move it over requirements.lock"
+
+.PHONY: gradescope classroom-template
+GRADER_REPO ?=
+GRADER_REF ?= main
+
+gradescope: install
+	$(PY) -m grader.platforms.gradescope build $(ASSIGNMENT) --out build/gradescope/$(notdir $(abspath $(ASSIGNMENT)))/autograder.zip
+
+classroom-template: install
+	$(PY) -m grader.platforms.classroom template $(ASSIGNMENT) --out build/classroom/$(notdir $(abspath $(ASSIGNMENT))) $(if $(GRADER_REPO),--grader-repo $(GRADER_REPO)) --grader-ref $(GRADER_REF)

@@ -37,6 +37,7 @@ class Assignment:
     hidden_visibility: str
     thresholds: dict = field(default_factory=dict)
     config: dict = field(default_factory=dict)
+    hidden_output: bool = False  # [visibility] hidden_output: show hidden tests' messages to students
 
     @property
     def ref(self) -> str:
@@ -98,4 +99,5 @@ def load_assignment(name_or_path: str | Path) -> Assignment:
         hidden_visibility=config.get("visibility", {}).get("hidden", "after_due_date"),
         thresholds=dict(config.get("thresholds", {})),
         config=config,
+        hidden_output=bool(config.get("visibility", {}).get("hidden_output", False)),
     )

@@ -12,7 +12,7 @@ from grader.assignment import SOLUTIONS_DIR, load_assignment
 
 def _grade(args) -> int:
     from grader.batch import BatchOptions, grade_batch, summary_line
-    from grader.reports.gradebook import write_gradebook
+    from grader.reports import render_reports
     from grader.submissions import discover, select_shard
     assignment = load_assignment(args.assignment)
     reports = Path(args.reports or f"reports/{assignment.name}")
@@ -23,10 +23,11 @@ def _grade(args) -> int:
     summaries = grade_batch(assignment, Path(args.submissions), BatchOptions(
         reports=reports, jobs=args.jobs, force=args.force, seed=args.seed, data_dir=args.data_dir,
         progress=not args.quiet), submissions)
-    gradebook = write_gradebook(assignment, reports, [s.student for s in submissions])
+    written = render_reports(assignment, reports, [s.student for s in submissions])
     print(summary_line(summaries, time.monotonic() - began))
-    print(f"results: {reports}/<student>/results.json; gradebook: {gradebook}")
-    return 0
+    for report, where in written.items():
+        print(f"{report + ':':<11}{where}")
+    return 1 if "render errors" in written else 0
 
 
 def _generate(args) -> int:
@@ -55,12 +56,14 @@ def _samples(args) -> int:
 
 def _merge(args) -> int:
     from grader.merge import merge_reports
-    from grader.reports.gradebook import write_gradebook
+    from grader.reports import render_reports
     out = Path(args.out)
     assignment, students = merge_reports([Path(p) for p in args.reports], out)
-    gradebook = write_gradebook(assignment, out, students)
-    print(f"merged {len(students)} students from {len(args.reports)} shards: gradebook {gradebook}")
-    return 0
+    written = render_reports(assignment, out, students)
+    print(f"merged {len(students)} students from {len(args.reports)} shards")
+    for report, where in written.items():
+        print(f"{report + ':':<11}{where}")
+    return 1 if "render errors" in written else 0
 
 
 def _similarity(args) -> int:

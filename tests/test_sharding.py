@@ -34,6 +34,7 @@ def test_merged_shards_equal_a_single_run(tmp_path):
     single = (tmp_path / "single" / "gradebook.csv").read_text()
     assert (tmp_path / "merged" / "gradebook.csv").read_text() == single
     assert len(single.splitlines()) == 7
+    assert "s0" in (tmp_path / "merged" / "summary.html").read_text()
 
 
 def test_merge_refuses_a_student_graded_twice(tmp_path):

@@ -1,0 +1,102 @@
+"""Packaging for the platforms courses use: Gradescope (gradescope.py) and GitHub Classroom (classroom.py).
+
+Both grade one submission with the same batch code a TA runs (grader.batch), then render what the
+platform reads from the results model.
+"""
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+import traceback
+from functools import lru_cache
+from pathlib import Path
+
+import jinja2
+
+from grader.assignment import PROJECT_ROOT, Assignment
+from grader.results import Results
+from grader.submissions import SKIP_PARTS, Submission, discover, safe_name
+
+TEMPLATES = Path(__file__).parent / "templates"
+BUNDLE_EXCLUDE = {"__pycache__", ".ipynb_checkpoints", ".git", ".pytest_cache"}
+
+
+@lru_cache(maxsize=None)
+def environment() -> jinja2.Environment:
+    """Templates for files that contain `{{ }}` and `${{ }}` themselves: [= var =] and [% block %]."""
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), undefined=jinja2.StrictUndefined,
+                              variable_start_string="[=", variable_end_string="=]",
+                              block_start_string="[%", block_end_string="%]",
+                              comment_start_string="[#", comment_end_string="#]",
+                              keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True, autoescape=False)
+
+
+def render(template: str, **context) -> str:
+    return environment().get_template(template).render(**context)
+
+
+def source_path(assignment: Assignment) -> str:
+    """Where the assignment folder sits inside the grader's source tree (and inside the bundles)."""
+    try:
+        rel = assignment.folder.relative_to(PROJECT_ROOT)
+        if rel.parts and rel.parts[0] in ("solutions", "tests"):  # folders hidden from student code
+            return rel.as_posix()
+    except ValueError:
+        pass
+    return f"solutions/{assignment.name}"
+
+
+def source_files(assignment: Assignment) -> list[tuple[str, Path]]:
+    """(path inside a bundle, file) for the grader package, the assignment, requirements.lock, pyproject."""
+    files = [(p.relative_to(PROJECT_ROOT).as_posix(), p) for p in sorted((PROJECT_ROOT / "grader").rglob("*"))
+             if p.is_file() and not BUNDLE_EXCLUDE & set(p.parts) and p.suffix != ".pyc"]
+    target = source_path(assignment)
+    files += [(f"{target}/{p.relative_to(assignment.folder).as_posix()}", p)
+              for p in sorted(assignment.folder.rglob("*"))
+              if p.is_file() and not BUNDLE_EXCLUDE & set(p.relative_to(assignment.folder).parts)]
+    files += [(name, PROJECT_ROOT / name) for name in ("requirements.lock", "pyproject.toml")]
+    return files
+
+
+def copy_submission(folder: Path, root: Path, student: str, exclude: set[str] = frozenset()) -> Path:
+    """Copy a submission folder to root/<student>/ (skipping .git, .github and the given names)."""
+    target = root / student
+    skip = SKIP_PARTS | set(exclude)
+    shutil.copytree(folder, target, symlinks=False, ignore=lambda d, names: [n for n in names if n in skip])
+    return target
+
+
+def grade_folder(assignment: Assignment, folder: Path, student: str, reports: Path,
+                 exclude: set[str] = frozenset(), seed: int | None = None) -> Results:
+    """Grade one submission folder into reports/<student>/results.json and return its results.
+
+    Uses the TA's batch code (isolated student process, one worker); if even that fails, the
+    results say the grader failed, so the platform always gets a well-formed answer.
+    """
+    from grader.batch import BatchOptions, grade_batch, grader_failure
+    student = safe_name(student)
+    with tempfile.TemporaryDirectory(prefix="grader-submission-") as tmp:
+        root = Path(tmp) / "submissions"
+        root.mkdir()
+        try:
+            copy_submission(Path(folder), root, student, exclude)
+            submissions = [s for s in discover(root, assignment.notebook) if s.student == student]
+            grade_batch(assignment, root, BatchOptions(reports=reports, jobs=1, force=True, seed=seed,
+                                                       progress=False), submissions)
+        except Exception:
+            grader_failure(Submission(student, None, None), traceback.format_exc()).write(
+                reports / student / "results.json")
+    return Results.read(reports / student / "results.json")
+
+
+def check_repo(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+", value):
+        raise SystemExit(f"not an owner/name GitHub repository: {value!r}")
+    return value
+
+
+def check_ref(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_./-]+", value) or ".." in value:
+        raise SystemExit(f"not a branch or tag name: {value!r}")
+    return value

@@ -1,0 +1,193 @@
+"""GitHub Classroom: write a student template repository, and grade a student's repository in Actions.
+
+    python -m grader.platforms.classroom template <assignment> [--out DIR] [--grader-repo OWNER/NAME] [--grader-ref REF]
+    python -m grader.platforms.classroom grade <assignment folder> [--repo .] [--out .autograder]
+
+The template holds the starter notebook, a README for students and .github/workflows/classroom.yml
+(workflow "Autograding Tests", job "run-autograding-tests"). In the workflow,
+classroom-resources/autograding-command-grader runs `grade` with everything it needs on its command
+line (that action passes only PATH and HOME to the command). `grade` writes into --out:
+feedback.md, feedback.html, junit.xml, results.json (student view) and reporter.b64, the base64 JSON
+that classroom-resources/autograding-grading-reporter reads from `<ID>_RESULTS`: one entry per test
+whose `score` values sum to the grader's score, and the `max_score`.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import math
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from grader.assignment import load_assignment
+from grader.notebooks import dumps, read, starter
+from grader.platforms import check_ref, check_repo, grade_folder, render, source_path
+from grader.reports.feedback import render_feedback_html, render_feedback_md
+from grader.reports.junit import render_junit
+from grader.reports.view import HIDDEN_FAILED, case_view, student_results
+from grader.results import Results, write_atomic
+from grader.submissions import safe_name
+
+RUNNER_ID = "grader"          # the reporter reads GRADER_RESULTS
+OUT = ".autograder"           # grade's output folder inside the student's repository
+MESSAGE_CHARS = 400
+PAYLOAD_LIMIT = 100_000       # one environment variable must stay well under Linux's 128 KiB
+
+
+def _exact_scores(scores: list[float], total: float) -> list[float]:
+    """Per-test scores whose left-to-right float sum (as the reporter adds them) is the total."""
+    scores = [round(s, 6) for s in scores]
+    if not scores:
+        return scores
+    partial = 0.0
+    for s in scores[:-1]:
+        partial += s
+    if partial + scores[-1] != total:
+        scores[-1] = total - partial
+    return scores
+
+
+def reporter_payload(assignment, results: Results, message_chars: int = MESSAGE_CHARS) -> dict:
+    """What autograding-grading-reporter reads: {version, status, max_score, tests[{name, status, score, ...}]}."""
+    tests = []
+    for test in results.tests:
+        case = case_view(assignment, test)
+        if case.passed:
+            message = ""
+        elif case.details:
+            message = case.message + (f" Probably: {case.diagnosis}" if case.diagnosis else "")
+        else:
+            message = HIDDEN_FAILED
+        if len(message) > message_chars:
+            message = message[:message_chars - 3] + "..."
+        tests.append({"name": test.name, "status": "pass" if case.passed else "fail", "score": test.score,
+                      "message": message or ("" if case.passed else "failed"), "test_code": "", "filename": "",
+                      "line_no": 0, "duration": round(1000 * float((test.extra_data or {}).get("duration", 0.0)))})
+    for test, score in zip(tests, _exact_scores([t["score"] for t in tests], results.score)):
+        test["score"] = score
+    if results.extra_data.get("grader_error") or not tests:
+        status = "error"
+        tests.append({"name": "grader", "status": "error", "score": 0,
+                      "message": (results.output or "the grader produced no test results")[:message_chars],
+                      "test_code": "", "filename": "", "line_no": 0, "duration": 0})
+    else:
+        status = "pass" if all(t["status"] == "pass" for t in tests) else "fail"
+    return {"version": 1, "status": status, "max_score": results.max_score, "tests": tests}
+
+
+def encode_payload(payload: dict) -> str:
+    return base64.b64encode(json.dumps(payload, separators=(",", ":")).encode()).decode("ascii")
+
+
+def reporter_b64(assignment, results: Results) -> str:
+    """The base64 payload, with messages shortened (then dropped) to stay under PAYLOAD_LIMIT."""
+    for chars in (MESSAGE_CHARS, 100, 0):
+        encoded = encode_payload(reporter_payload(assignment, results, chars))
+        if len(encoded) <= PAYLOAD_LIMIT:
+            break
+    return encoded
+
+
+def grade(assignment_dir: str, repo: Path, out: Path, student: str | None = None) -> Results:
+    """Grade the notebook in a student's repository; write what the workflow's later steps read."""
+    assignment = load_assignment(assignment_dir)
+    repo, out = Path(repo).resolve(), Path(out).resolve()
+    student = safe_name(student or repo.name)
+    exclude = {out.name, OUT, ".venv", "venv"} if out.parent == repo else {OUT, ".venv", "venv"}
+    with tempfile.TemporaryDirectory(prefix="grader-classroom-") as tmp:
+        results = grade_folder(assignment, repo, student, Path(tmp) / "reports", exclude=exclude)
+    shown = student_results(assignment, results)
+    feedback = render_feedback_md(assignment, results)
+    write_atomic(out / "feedback.md", feedback)
+    write_atomic(out / "feedback.html", render_feedback_html(assignment, results))
+    write_atomic(out / "junit.xml", render_junit(assignment, results))
+    write_atomic(out / "results.json", json.dumps(shown.to_json(), indent=2) + "\n")
+    write_atomic(out / "reporter.b64", reporter_b64(assignment, results) + "\n")
+    print(feedback)
+    return results
+
+
+def _default_grader_repo() -> str:
+    """owner/name of this repository's GitHub remote, if it has one."""
+    try:
+        url = subprocess.run(["git", "remote", "get-url", "origin"], capture_output=True, text=True,
+                             cwd=Path(__file__).parent, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    for prefix in ("https://github.com/", "git@github.com:", "ssh://git@github.com/"):
+        if url.startswith(prefix):
+            return url[len(prefix):].removesuffix(".git").strip("/")
+    return ""
+
+
+def _names(items, last: str = "and") -> str:
+    """`a`, `b` and `c`."""
+    items = [f"`{i}`" for i in items]
+    return f"{', '.join(items[:-1])} {last} {items[-1]}" if len(items) > 1 else "".join(items)
+
+
+def template(assignment, out: Path, grader_repo: str = "", grader_ref: str = "main") -> list[Path]:
+    """Write the student template repository for GitHub Classroom into out/."""
+    grader_repo = check_repo(grader_repo or _default_grader_repo() or "YOUR-ORG/cnn-autograder")
+    grader_ref = check_ref(grader_ref)
+    out = Path(out)
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    minutes = math.ceil(assignment.limits.submission_budget / 60) + 5
+    context = dict(assignment=assignment, assignment_path=source_path(assignment), grader_repo=grader_repo,
+                   grader_ref=grader_ref, grade_minutes=minutes, job_minutes=minutes + 20, runner=RUNNER_ID,
+                   out=OUT, functions=_names(assignment.functions),
+                   files=_names(assignment.config.get("submission_files", [])),
+                   forbidden=_names(assignment.forbidden_modules, "or"))
+    written = []
+    for name, template_name in ((".github/workflows/classroom.yml", "classroom/classroom.yml.j2"),
+                                ("README.md", "classroom/README.md.j2"), (".gitignore", "classroom/gitignore.j2")):
+        path = out / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(render(template_name, **context))
+        written.append(path)
+    notebook = out / assignment.notebook
+    if assignment.starter.is_file():
+        shutil.copyfile(assignment.starter, notebook)
+    else:  # not generated yet (`make assignments`): the same starter, made from the master
+        notebook.write_text(dumps(starter(read(assignment.master))))
+    written.append(notebook)
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m grader.platforms.classroom", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    t = commands.add_parser("template", help="write the student template repository")
+    t.add_argument("assignment", help="assignment name or folder")
+    t.add_argument("--out", help="folder to write (default: build/classroom/<name>); replaced if it exists")
+    t.add_argument("--grader-repo", default="", help="owner/name of the private repository holding the grader "
+                   "(default: this repository's GitHub remote)")
+    t.add_argument("--grader-ref", default="main", help="branch or tag of the grader to install (default: main)")
+    g = commands.add_parser("grade", help="grade the student's repository (what the workflow runs)")
+    g.add_argument("assignment", help="assignment folder")
+    g.add_argument("--repo", default=".", help="the student's repository (default: .)")
+    g.add_argument("--out", default=OUT, help=f"output folder (default: {OUT})")
+    g.add_argument("--student", help="student name (default: the repository folder's name)")
+    args = parser.parse_args(argv)
+    if args.command == "template":
+        assignment = load_assignment(args.assignment)
+        out = Path(args.out or f"build/classroom/{assignment.name}")
+        template(assignment, out, args.grader_repo, args.grader_ref)
+        print(f"wrote the GitHub Classroom template repository for {assignment.name} to {out}")
+        if not args.grader_repo and not _default_grader_repo():
+            print("warning: no GRADER_REPO given and no GitHub remote found; the workflow installs the grader "
+                  "from YOUR-ORG/cnn-autograder: rerun with GRADER_REPO=owner/name", file=sys.stderr)
+        return 0
+    grade(args.assignment, Path(args.repo), Path(args.out), args.student)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

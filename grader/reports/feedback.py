@@ -1,0 +1,29 @@
+"""feedback.md and feedback.html: what a student reads about one graded submission.
+
+The total, then one table per function (each test, pass/fail, points); every failed test the
+student may see gets its message and the likely mistake. Hidden tests show only name and pass/fail
+unless the assignment sets `[visibility] hidden_output = true`.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from grader.assignment import Assignment
+from grader.reports.view import render, student_view
+from grader.results import Results, write_atomic
+
+
+def render_feedback_md(assignment: Assignment, results: Results) -> str:
+    return render("feedback.md.j2", v=student_view(assignment, results))
+
+
+def render_feedback_html(assignment: Assignment, results: Results) -> str:
+    return render("feedback.html.j2", v=student_view(assignment, results))
+
+
+def write_feedback(assignment: Assignment, results: Results, folder: Path) -> list[Path]:
+    """Write folder/feedback.md and folder/feedback.html."""
+    paths = [Path(folder) / "feedback.md", Path(folder) / "feedback.html"]
+    write_atomic(paths[0], render_feedback_md(assignment, results))
+    write_atomic(paths[1], render_feedback_html(assignment, results))
+    return paths
