@@ -55,6 +55,7 @@ class GradingPlugin:
 
     def pytest_configure(self, config):
         config.stash[PLUGIN_KEY] = self
+        config.option.tbstyle = "no"  # messages come from the exceptions; tracebacks would only cost time
         for marker, text in MARKERS.items():
             config.addinivalue_line("markers", f"{marker}: {text}")
 

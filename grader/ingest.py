@@ -117,13 +117,19 @@ def _is_simple_value(node: ast.AST) -> bool:
         return isinstance(node, (ast.Name, ast.Attribute))
 
 
+def _binds_names(node: ast.Assign | ast.AnnAssign) -> bool:
+    targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+    return all(isinstance(t, ast.Name) or (isinstance(t, ast.Tuple) and all(isinstance(e, ast.Name) for e in t.elts))
+               for t in targets)
+
+
 def keep_definitions(source: str) -> str:
-    """Keep only imports, def/class and assignments of literals or names from one cell."""
+    """Keep only imports, def/class and assignments of literals or names to plain names, from one cell."""
     try:
         tree = ast.parse(source)
     except SyntaxError:
         return source
     kept = [node for node in tree.body if isinstance(node, DEFINITION_NODES)
             or (isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None
-                and _is_simple_value(node.value))]
+                and _binds_names(node) and _is_simple_value(node.value))]
     return ast.unparse(ast.Module(body=kept, type_ignores=[]))

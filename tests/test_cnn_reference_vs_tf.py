@@ -7,40 +7,26 @@ dilation > 1, so those gradients are checked with central differences instead.
 
 TensorFlow is imported once, for the whole module; every case is small.
 """
-import ast
 import os
 import zlib
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
+from grader.reference import load_reference
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 tf = pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")
-nbformat = pytest.importorskip("nbformat")
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "solutions" / "cnn_layers" / "cnn_layers.ipynb"
 TOL = dict(rtol=1e-9, atol=1e-10)
 
 
-def load_definitions(path):
-    """Execute the notebook's code cells made only of imports and defs; return them as a namespace."""
-    nb = nbformat.read(str(path), as_version=4)
-    ns = {}
-    for cell in nb.cells:
-        if cell.cell_type != "code":
-            continue
-        tree = ast.parse(cell.source)
-        if tree.body and all(isinstance(n, (ast.Import, ast.ImportFrom, ast.FunctionDef)) for n in tree.body):
-            exec(compile(tree, str(path), "exec"), ns)
-    return SimpleNamespace(**{k: v for k, v in ns.items() if not k.startswith("__")})
-
-
 @pytest.fixture(scope="module")
 def ref():
-    return load_definitions(NOTEBOOK)
+    return load_reference(NOTEBOOK)
 
 
 @pytest.fixture

@@ -20,7 +20,8 @@ def test_magics_and_shell_escapes_become_harmless_python():
 
 
 def test_definitions_mode_drops_training_statements():
-    source = "import numpy as np\nEPOCHS = 3\nL = np.linalg\ndef f():\n    return 1\nmodel.fit(x)\nh = train()"
+    source = ("import numpy as np\nEPOCHS = 3\nL = np.linalg\ndef f():\n    return 1\nmodel.fit(x)\nh = train()\n"
+              "w[0, 0] = 1.0\nobj.attr = 2")
     assert keep_definitions(source) == "import numpy as np\nEPOCHS = 3\nL = np.linalg\n\ndef f():\n    return 1"
 
 

@@ -1,0 +1,377 @@
+"""Shared helpers for the cnn_layers hidden tests.
+
+- ``mistakes``: known-mistake variants of the reference (the answers typical bugs give), used by
+  grader.checks to tell the student what is probably wrong. Computed in the grader's process.
+- ``gradcheck``: central-difference gradients of the student's own forward function.
+"""
+import numpy as np
+import pytest
+
+from grader.checks import numeric_gradient
+
+
+def f64(*arrays):
+    """float64 copies, to compute the reference in float64 whatever the student gets."""
+    out = tuple(np.array(a, dtype=np.float64) for a in arrays)
+    return out if len(out) > 1 else out[0]
+
+
+def pair(v):
+    return (v, v) if np.ndim(v) == 0 else tuple(v)
+
+
+def same_pad_totals(hw, k, stride, dilation=1):
+    """TensorFlow's total 'same' padding for each spatial axis."""
+    totals = []
+    for n, kk, s, d in zip(hw, pair(k), pair(stride), pair(dilation)):
+        out = -(-n // s)
+        totals.append(max((out - 1) * s + (kk - 1) * d + 1 - n, 0))
+    return tuple(totals)
+
+
+def _silent(fn, *args, **kwargs):
+    with np.errstate(all="ignore"):
+        try:
+            return fn(*args, **kwargs)
+        except Exception:
+            return None
+
+
+def _is_off_by_one(expected_shape, axes):
+    """Predicate: the result has the right rank and differs by one along some of ``axes`` only."""
+    def pred(actual):
+        if not isinstance(actual, np.ndarray) or actual.ndim != len(expected_shape):
+            return False
+        diffs = [abs(a - e) for a, e in zip(actual.shape, expected_shape)]
+        return (all(d == 0 for i, d in enumerate(diffs) if i not in axes)
+                and all(d <= 1 for d in diffs) and any(diffs))
+    return pred
+
+
+OFF_BY_ONE = ("the output size is off by one: out = (n + pad_total - k_eff) // stride + 1, "
+              "with k_eff = dilation * (k - 1) + 1.")
+FLIPPED = ("the kernel is flipped (a true convolution). Keras' Conv2D computes a cross-correlation: "
+           "w[u, v] multiplies the window pixel at offset (u, v); do not flip the kernel.")
+SAME_SYMMETRIC = ("'same' padding is split the wrong way: when pad_total is odd, TensorFlow puts the extra "
+                  "pixel at the bottom/right (pad_top = pad_total // 2, pad_bottom = pad_total - pad_top).")
+SAME_LOST = ("'same' padding is split symmetrically as pad_total // 2 on each side, which loses a pixel when "
+             "pad_total is odd: pad_top = pad_total // 2, pad_bottom = pad_total - pad_top.")
+CHANNELS_FIRST = ("the flatten order is channels-first (NCHW). keras.layers.Flatten on NHWC data keeps the "
+                  "channel index fastest: x.reshape(N, -1) without transposing.")
+OVERFLOW = ("softmax overflows: np.exp of large logits gives inf and inf/inf = nan. Subtract the row "
+            "maximum from the logits before np.exp.")
+POOL_STRIDE = ("the pooling stride is ignored (windows move 1 pixel at a time). stride=None means "
+               "stride = pool_size.")
+
+
+class Mistakes:
+    """Known-mistake variants of the reference for one case: dicts name -> (variant, hint)."""
+
+    def __init__(self, ref):
+        self.ref = ref
+
+    # -- sizes ----------------------------------------------------------------------------
+    def conv_output_size(self, n, k, padding, stride, dilation):
+        ref = self.ref
+        expected = ref.conv_output_size(n, k, padding, stride, dilation)
+        same = isinstance(padding, str) and padding.lower() == "same"
+        return {
+            "same_floor": (n // stride if same else None,
+                           "'same' gives ceil(n / stride), rounded up, not down."),
+            "dilation_ignored": (ref.conv_output_size(n, k, padding, stride, 1) if dilation != 1 else None,
+                                 "dilation is ignored: the dilated kernel spans k_eff = dilation * (k - 1) + 1."),
+            "stride_ignored": (ref.conv_output_size(n, k, padding, 1, dilation) if stride != 1 else None,
+                               "the stride is ignored: divide by the stride (integer division)."),
+            "off_by_one": (lambda a: abs(a - expected) == 1, OFF_BY_ONE),
+            "padding_once": (None if isinstance(padding, str) or padding == 0
+                             else ref.conv_output_size(n + padding, k, 0, stride, dilation),
+                             "an int padding adds p pixels on EACH side: n + 2p."),
+        }
+
+    def zero_pad(self, x, pad):
+        x = f64(x)
+        expected = self.ref.zero_pad(x, pad)
+        m = {}
+        if np.ndim(pad) == 1 and pad[0] != pad[1]:
+            m["pair_as_before_after"] = (self.ref.zero_pad(x, (tuple(pad), tuple(pad))),
+                                         "a pair (ph, pw) means ph rows on top AND bottom, pw columns left AND right.")
+        m["channels_padded"] = (lambda a: isinstance(a, np.ndarray) and a.ndim == 4
+                                and a.shape[:3] == expected.shape[:3] and a.shape[3] != x.shape[3],
+                                "only H and W are padded, never the channel axis.")
+        m["batch_padded"] = (lambda a: isinstance(a, np.ndarray) and a.ndim == 4
+                             and a.shape[1:] == expected.shape[1:] and a.shape[0] != x.shape[0],
+                             "only H and W are padded, never the batch axis.")
+        return m
+
+    # -- convolution ------------------------------------------------------------------------
+    def _conv_same_variants(self, fn, x, w, stride, padding, dilation):
+        """(symmetric-extra-top/left padding, pad_total // 2 each side) for 'same', else (None, None)."""
+        if not (isinstance(padding, str) and padding.lower() == "same"):
+            return None, None
+        th, tw = same_pad_totals(x.shape[1:3], w.shape[:2], stride, dilation)
+        if th % 2 == 0 and tw % 2 == 0:
+            return None, None
+        top_left = ((th - th // 2, th // 2), (tw - tw // 2, tw // 2))
+        lost = ((th // 2, th // 2), (tw // 2, tw // 2))
+        return fn(top_left), fn(lost)
+
+    def conv2d_forward(self, x, w, b, stride, padding, dilation):
+        ref = self.ref
+        x, w, b = f64(x, w, b)
+        expected = ref.conv2d_forward(x, w, b, stride, padding, dilation)
+        top_left, lost = self._conv_same_variants(
+            lambda p: _silent(ref.conv2d_forward, x, w, b, stride, p, dilation), x, w, stride, padding, dilation)
+        m = {
+            "flipped": (ref.conv2d_forward(x, w[::-1, ::-1], b, stride, padding, dilation), FLIPPED),
+            "same_symmetric": (top_left, SAME_SYMMETRIC),
+            "same_lost_pixel": (lost, SAME_LOST),
+            "no_bias": (ref.conv2d_forward(x, w, np.zeros_like(b), stride, padding, dilation),
+                        "the bias b is not added (one bias per output channel)."),
+        }
+        if pair(stride) != (1, 1):
+            m["stride_ignored"] = (_silent(ref.conv2d_forward, x, w, b, 1, padding, dilation),
+                                   "the stride is ignored.")
+        if pair(dilation) != (1, 1):
+            m["dilation_ignored"] = (_silent(ref.conv2d_forward, x, w, b, stride, padding, 1),
+                                     "the dilation is ignored: kernel taps are dilation pixels apart.")
+        if isinstance(padding, str) and padding.lower() == "same":
+            m["same_as_valid"] = (_silent(ref.conv2d_forward, x, w, b, stride, "valid", dilation),
+                                  "'same' padding is not applied.")
+        m["off_by_one"] = (_is_off_by_one(expected.shape, (1, 2)), OFF_BY_ONE)
+        return m
+
+    def conv2d_backward(self, dout, x, w, b, stride, padding, dilation):
+        """dict output name ('dx', 'dw', 'db') -> mistakes for that output."""
+        ref = self.ref
+        dout, x, w, b = f64(dout, x, w, b)
+        dx, dw, db = ref.conv2d_backward(dout, x, w, b, stride, padding, dilation)
+        fdx, fdw, _ = ref.conv2d_backward(dout, x, w[::-1, ::-1], b, stride, padding, dilation)
+        top_left, _ = self._conv_same_variants(
+            lambda p: _silent(ref.conv2d_backward, dout, x, w, b, stride, p, dilation),
+            x, w, stride, padding, dilation)
+        top_left = top_left or (None, None, None)
+        if isinstance(padding, str):
+            if padding.lower() == "same":
+                th, tw = same_pad_totals(x.shape[1:3], w.shape[:2], stride, dilation)
+            else:
+                th = tw = 0
+        elif np.ndim(padding) == 0:
+            th = tw = 2 * padding
+        else:
+            th, tw = 2 * padding[0], 2 * padding[1]
+        padded = (x.shape[0], x.shape[1] + th, x.shape[2] + tw, x.shape[3])
+        not_cropped = (lambda a: isinstance(a, np.ndarray) and a.shape == padded and padded != x.shape,
+                       "dx still includes the padding: crop it away (dx = dxp[:, top:top + H, left:left + W]).")
+        return {
+            "dx": {"flipped": (fdx, FLIPPED), "same_symmetric": (top_left[0], SAME_SYMMETRIC),
+                   "not_cropped": not_cropped},
+            "dw": {"flipped": (fdw[::-1, ::-1], FLIPPED), "same_symmetric": (top_left[1], SAME_SYMMETRIC),
+                   "transposed": (lambda a: isinstance(a, np.ndarray) and a.ndim == 4 and a.shape != w.shape
+                                  and sorted(a.shape) == sorted(w.shape),
+                                  "dw must have the shape of w: (KH, KW, C_in, C_out).")},
+            "db": {"mean": (dout.mean(axis=(0, 1, 2)),
+                            "db is the SUM of dout over the batch and all output positions, not the mean."),
+                   "per_sample": (lambda a: isinstance(a, np.ndarray) and a.ndim > 1,
+                                  "db must have shape (C_out,): sum dout over axes 0, 1 and 2.")},
+        }
+
+    # -- activations --------------------------------------------------------------------------
+    def relu(self, x):
+        x = f64(x)
+        return {"abs": (np.abs(x), "relu sets negative values to 0: np.maximum(x, 0)."),
+                "min": (np.minimum(x, 0), "relu keeps the positive values: np.maximum(x, 0), not np.minimum.")}
+
+    def relu_backward(self, dout, x):
+        dout, x = f64(dout, x)
+        return {"no_dout": ((x > 0).astype(np.float64), "multiply the mask (x > 0) by dout."),
+                "mask_from_dout": (dout * (dout > 0), "the mask comes from x (the forward input), not from dout."),
+                "relu_of_x": (np.maximum(x, 0), "relu_backward returns dout where x > 0 and 0 elsewhere, "
+                                                "not relu(x).")}
+
+    def leaky_relu(self, x, alpha):
+        x = f64(x)
+        return {"alpha_ignored": (self.ref.leaky_relu(x) if alpha != 0.01 else None,
+                                  "the alpha argument is ignored (a hard-coded slope is used)."),
+                "relu": (np.maximum(x, 0), "negative inputs are multiplied by alpha, not set to 0.")}
+
+    # -- pooling ----------------------------------------------------------------------------
+    def _pool_padded(self, x, pool, stride, top_left, fill):
+        """x padded for 'same' pooling with the given split and fill value, plus the pads used."""
+        step = pool if stride is None else stride
+        th, tw = same_pad_totals(x.shape[1:3], pool, step)
+        if top_left:
+            pads = ((th - th // 2, th // 2), (tw - tw // 2, tw // 2))
+        else:
+            pads = ((th // 2, th - th // 2), (tw // 2, tw - tw // 2))
+        return np.pad(x, ((0, 0), pads[0], pads[1], (0, 0)), constant_values=fill), pads
+
+    def maxpool2d_forward(self, x, pool_size, stride, padding):
+        pool = pool_size
+        ref = self.ref
+        x = f64(x)
+        expected = ref.maxpool2d_forward(x, pool, stride, padding)
+        m = {}
+        if pair(pool if stride is None else stride) != (1, 1):
+            full = _silent(ref.maxpool2d_forward, x, pool, 1, padding)
+            m["stride_ignored"] = (full, POOL_STRIDE)
+            ho, wo = expected.shape[1:3]
+            if full is not None and full.shape[1] >= ho and full.shape[2] >= wo:
+                m["stride_ignored_cropped"] = (full[:, :ho, :wo], POOL_STRIDE)
+        if padding.lower() == "same":
+            zp, _ = self._pool_padded(x, pool, stride, False, 0.0)
+            m["same_zero_padding"] = (_silent(ref.maxpool2d_forward, zp, pool, stride, "valid"),
+                                      "'same' max pooling pads with -inf (the padding never wins the max), "
+                                      "not with zeros.")
+            sp, _ = self._pool_padded(x, pool, stride, True, -np.inf)
+            m["same_symmetric"] = (_silent(ref.maxpool2d_forward, sp, pool, stride, "valid"), SAME_SYMMETRIC)
+            m["same_as_valid"] = (_silent(ref.maxpool2d_forward, x, pool, stride, "valid"),
+                                  "'same' padding is not applied.")
+        m["off_by_one"] = (_is_off_by_one(expected.shape, (1, 2)), OFF_BY_ONE)
+        return m
+
+    def maxpool2d_backward(self, dout, x, pool_size, stride, padding):
+        pool = pool_size
+        ref = self.ref
+        dout, x = f64(dout, x)
+        m = {}
+        if padding.lower() == "same":
+            for name, top_left, fill, hint in (
+                    ("same_zero_padding", False, 0.0, "'same' max pooling pads with -inf, not with zeros."),
+                    ("same_symmetric", True, -np.inf, SAME_SYMMETRIC)):
+                xp, pads = self._pool_padded(x, pool, stride, top_left, fill)
+                dxp = _silent(ref.maxpool2d_backward, dout, xp, pool, stride, "valid")
+                if dxp is not None:
+                    dxp = dxp[:, pads[0][0]:pads[0][0] + x.shape[1], pads[1][0]:pads[1][0] + x.shape[2]]
+                m[name] = (dxp, hint)
+        m["shape"] = (lambda a: isinstance(a, np.ndarray) and a.shape == dout.shape and a.shape != x.shape,
+                      "maxpool2d_backward returns dx, with the shape of x.")
+        return m
+
+    def global_avg_pool(self, x):
+        x = f64(x)
+        return {
+            "sum": (x.sum(axis=(1, 2)), "average (mean) over H and W, not sum."),
+            "max": (x.max(axis=(1, 2)), "global AVERAGE pooling takes the mean, not the max."),
+            "wrong_axes": (lambda a: isinstance(a, np.ndarray) and a.ndim == 2 and a.shape == (x.shape[0], x.shape[1]),
+                           "average over axes 1 and 2 (H and W) of the NHWC array."),
+        }
+
+    # -- flatten / dense ----------------------------------------------------------------------
+    def flatten(self, x):
+        x = f64(x)
+        return {"channels_first": (x.transpose(0, 3, 1, 2).reshape(x.shape[0], -1), CHANNELS_FIRST)}
+
+    def flatten_backward(self, dout, x_shape):
+        dout = f64(dout)
+        n, h, w, c = x_shape
+        return {"channels_first": (dout.reshape(n, c, h, w).transpose(0, 2, 3, 1), CHANNELS_FIRST)}
+
+    def dense_forward(self, x, w, b):
+        x, w, b = f64(x, w, b)
+        return {"no_bias": (x @ w, "the bias b is not added.")}
+
+    def dense_backward(self, dout, x, w, b):
+        dout, x, w, b = f64(dout, x, w, b)
+        return {
+            "dx": {},
+            "dw": {"scaled": ((x.T @ dout) / x.shape[0], "dw = x.T @ dout, without dividing by the batch size."),
+                   "transposed": (dout.T @ x, "dw must have the shape of w (D_in, D_out): dw = x.T @ dout.")},
+            "db": {"mean": (dout.mean(axis=0), "db is the SUM of dout over the batch, not the mean."),
+                   "scalar": (lambda a: np.ndim(a) == 0,
+                              "db must have shape (D_out,): sum over axis 0 only.")},
+        }
+
+    # -- softmax / loss ------------------------------------------------------------------------
+    def softmax(self, z):
+        z = f64(z)
+        with np.errstate(all="ignore"):
+            e = np.exp(z)
+            naive = e / e.sum(axis=-1, keepdims=True)
+        large = np.abs(z).max() > 700
+        m = {"overflow": (naive, OVERFLOW)}
+        if large:
+            m["nonfinite"] = (lambda a: isinstance(a, np.ndarray) and not np.all(np.isfinite(a)), OVERFLOW)
+        if z.ndim == 2 and z.shape[0] > 1:
+            s = z - z.max(axis=0, keepdims=True)
+            e0 = np.exp(s)
+            m["axis0"] = (e0 / e0.sum(axis=0, keepdims=True),
+                          "softmax is normalised over the wrong axis: use the last axis (axis=-1).")
+        return m
+
+    def cross_entropy_loss(self, logits, y):
+        """dict 'loss' / 'dlogits' -> mistakes."""
+        z = f64(logits)
+        n = z.shape[0]
+        loss, d = self.ref.cross_entropy_loss(z, y)
+        with np.errstate(all="ignore"):
+            e = np.exp(z)
+            p = e / e.sum(axis=1, keepdims=True)
+            naive_loss = float(-np.log(p[np.arange(n), y]).mean())
+            naive_d = (p - np.eye(z.shape[1])[y]) / n
+        nonfinite = (lambda a: not np.all(np.isfinite(np.asarray(a, dtype=float))), OVERFLOW)
+        large = np.abs(z).max() > 80
+        return {
+            "loss": {"overflow": (naive_loss, OVERFLOW), "nonfinite": nonfinite if large else (None, None),
+                     "sum": (loss * n, "the loss is the MEAN over the batch, not the sum.")},
+            "dlogits": {"overflow": (naive_d, OVERFLOW), "nonfinite": nonfinite if large else (None, None),
+                        "not_averaged": (d * n, "dlogits = (softmax(logits) - onehot(y)) / N: divide by the batch size N."),
+                        "sign": (-d, "the gradient's sign is flipped: dlogits = (softmax - onehot) / N."),
+                        "no_onehot": (self.ref.softmax(z) / n,
+                                      "subtract 1 at the true class: dlogits = (softmax - onehot(y)) / N.")},
+        }
+
+    def count_conv_params(self, kh, kw, cin, cout, use_bias):
+        n = self.ref.count_conv_params(kh, kw, cin, cout, use_bias)
+        return {
+            "no_bias": (n - cout if use_bias else None, "count one bias per output channel (filter)."),
+            "bias_when_disabled": (n + cout if not use_bias else None, "use_bias=False means no biases."),
+            "no_cin": (kh * kw * cout + (cout if use_bias else 0),
+                       "each filter spans all input channels: kh * kw * cin weights per filter."),
+        }
+
+
+class GradCheck:
+    """Numeric gradients of the student's own forward function, computed in the grader's process.
+
+    The forward values come from the student. If the student's forward is wrong (or raises) on
+    the case, the reference forward is used instead: the forward's own tests already count that
+    mistake, and the backward function should not lose points for it.
+    """
+
+    def __init__(self, student, ref):
+        self.student = student
+        self.ref = ref
+
+    def forward(self, name, args, kwargs, tol):
+        expected = getattr(self.ref, name)(*[f64(a) for a in args], **kwargs)
+        try:
+            out = getattr(self.student, name)(*args, **kwargs)
+            ok = (isinstance(out, np.ndarray) and out.shape == np.shape(expected)
+                  and np.allclose(out, expected, **tol))
+        except AssertionError:  # StudentError (missing, raises, times out, forbidden module)
+            ok = False
+        if ok:
+            return getattr(self.student, name), f"your {name}"
+        return getattr(self.ref, name), f"the reference {name} (your {name} is wrong on this case)"
+
+    def gradient(self, name, args, kwargs, wrt, dout, eps, tol):
+        """Central-difference gradient of sum(forward(*args) * dout) with respect to args[wrt]."""
+        fn, source = self.forward(name, args, kwargs, tol)
+        args = [f64(a) for a in args]
+
+        def loss(v):
+            a = list(args)
+            a[wrt] = v
+            return float(np.sum(np.asarray(fn(*a, **kwargs), dtype=np.float64) * dout))
+
+        return numeric_gradient(loss, args[wrt], eps), source
+
+
+@pytest.fixture
+def mistakes(reference):
+    return Mistakes(reference)
+
+
+@pytest.fixture
+def gradcheck(student, reference):
+    return GradCheck(student, reference)
