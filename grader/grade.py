@@ -112,7 +112,8 @@ def grade_submission(assignment: Assignment, submission: Submission, *, seed: in
                 "cells": [vars(log) for log in sorted(session.cell_logs.values(), key=lambda log: log.number)],
                 "isolation": session.isolation, "restarts": session.restarts,
             })
-        timings.update({k: v for k, v in session.timings.items()})
+        timings.update(session.timings)
+        timings["train_eval"] = sum(o.metrics.get("train_eval_seconds", 0.0) for o in outcomes)
         timings["results"] = time.monotonic() - began_results
         results.execution_time = round(time.monotonic() - began, 3)
         results.extra_data["timings"] = {k: round(v, 4) for k, v in timings.items()}

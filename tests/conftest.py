@@ -14,6 +14,7 @@ from grader import notebooks
 from grader.assignment import PROJECT_ROOT, load_assignment
 
 TOY = Path(__file__).parent / "fixtures" / "toy"
+collect_ignore = ["fixtures"]  # assignments used as test data, graded by the grader itself
 
 
 @pytest.fixture(scope="session")
