@@ -12,7 +12,7 @@ JOBS ?=
 SHARD ?=
 ARGS ?=
 
-.PHONY: help install test grade samples assignments lock
+.PHONY: help install test grade samples assignments lock bench
 
 help:
 	@echo "make install                 create $(VENV) with the pinned packages"
@@ -24,6 +24,7 @@ help:
 	@echo "make classroom-template ASSIGNMENT=x [GRADER_REPO=owner/name GRADER_REF=main]"
 	@echo "                             write the GitHub Classroom template repository to build/classroom/x"
 	@echo "make grade ... SHARD=i/N     grade a deterministic 1/N of the submissions"
+	@echo "make bench [COUNT=20]        time grading a realistic mix at JOBS=1 and JOBS=2; writes bench.json"
 
 install: $(VENV)/.installed
 
@@ -47,6 +48,11 @@ ifeq ($(SUBMISSIONS),)
 else
 	$(PY) -m grader grade $(ASSIGNMENT) $(SUBMISSIONS) $(GRADE_FLAGS)
 endif
+
+COUNT ?= 20
+
+bench: install
+	$(PY) -m grader.bench --count $(COUNT) $(ARGS)
 
 assignments: install
 	$(PY) -m grader generate
