@@ -25,9 +25,10 @@ import nbformat
 
 from grader import notebooks
 from grader.assignment import PROJECT_ROOT, Assignment, load_assignment
+from grader.reports import render_reports
 from grader.results import Results
 
-PHASES = ("ingest", "start", "cells", "calls", "tests", "train_eval", "results", "reports")
+PHASES = ("ingest", "start", "cells", "calls", "tests", "train_eval", "results")
 
 
 def _hostile(assignment: Assignment, master, kind: str):
@@ -88,6 +89,9 @@ def measure(assignment: Assignment, submissions: Path, jobs: int, cache: Path) -
     seconds = [r.execution_time for r in results]
     phases = {phase: statistics.mean(r.extra_data.get("timings", {}).get(phase, 0.0) for r in results)
               for phase in PHASES}
+    began = time.monotonic()
+    render_reports(assignment, reports, [r.student for r in results])
+    phases["reports"] = (time.monotonic() - began) / len(results)
     cached = [m["retrain_cache_hit"] for r in results for t in r.tests
               if "retrain_cache_hit" in (m := t.extra_data.get("metrics", {}))]
     memory = [r.extra_data.get("peak_rss_mb", {}) for r in results]

@@ -60,12 +60,6 @@ def _student_output(results: list[TestResult], session: StudentSession, problem:
     return "\n".join(lines)
 
 
-def peak_memory_mb() -> dict[str, float]:
-    """Peak resident memory so far of this grader process and of its largest student process."""
-    return {"grader": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "student": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
-
-
 def grade_submission(assignment: Assignment, submission: Submission, *, seed: int, data_dir: str | None = None,
                      hidden_paths: tuple[str, ...] = ()) -> Results:
     """Grade one submission and return its results model (nothing is written here)."""
@@ -117,7 +111,8 @@ def grade_submission(assignment: Assignment, submission: Submission, *, seed: in
         timings["results"] = time.monotonic() - began_results
         results.execution_time = round(time.monotonic() - began, 3)
         results.extra_data["timings"] = {k: round(v, 4) for k, v in timings.items()}
-        results.extra_data["peak_rss_mb"] = peak_memory_mb()
+        results.extra_data["peak_rss_mb"] = {"grader": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                                             "student": session.peak_memory_mb}
         return results
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -74,6 +74,7 @@ class StudentProcess:
     def __init__(self, sandbox: Path, output: Path, setup: dict):
         self.sandbox, self.output, self.setup = sandbox, output, setup
         self.proc: subprocess.Popen | None = None
+        self.peak_mb = 0.0
 
     def start(self) -> dict:
         """Spawn the process, send the setup, and wait for its ready message."""
@@ -136,10 +137,20 @@ class StudentProcess:
             self.kill()
             return None
 
+    def peak_memory_mb(self) -> float:
+        """Peak resident memory of the running process (VmHWM), 0 if it cannot be read."""
+        try:
+            with open(f"/proc/{self.proc.pid}/status") as status:
+                line = next(line for line in status if line.startswith("VmHWM:"))
+            return int(line.split()[1]) / 1024
+        except (OSError, StopIteration, ValueError, AttributeError):
+            return 0.0
+
     def kill(self) -> None:
         """Kill the process and anything it started; close the pipes."""
         if self.proc is None:
             return
+        self.peak_mb = max(self.peak_mb, self.peak_memory_mb())
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
@@ -181,6 +192,7 @@ class StudentSession:
     restarts: int = 0
     _process: StudentProcess | None = None
     _skipped: set[int] = field(default_factory=set)
+    _processes: list[StudentProcess] = field(default_factory=list)
     _timeouts: dict[str, int] = field(default_factory=dict)
     _started_at: float = field(default_factory=time.monotonic)
 
@@ -212,6 +224,7 @@ class StudentSession:
                 "sandbox": str(self.sandbox), "project_root": str(PROJECT_ROOT), "cells": self.cells,
                 "forbidden": list(self.forbidden_modules), "hidden_paths": self.hidden_paths,
                 "memory_mb": self.limits.memory_mb, "cpu_seconds": self.limits.cpu_seconds})
+            self._processes.append(process)
             try:
                 ready = process.start()
             except (ProcessTimeout, ProcessDied) as exc:
@@ -275,6 +288,11 @@ class StudentSession:
                                "The grader runs the other tests in a fresh process")
         finally:
             self.timings["calls"] += time.monotonic() - began
+
+    @property
+    def peak_memory_mb(self) -> float:
+        """Peak resident memory of the largest student process stopped by the grader."""
+        return max((p.peak_mb for p in self._processes), default=0.0)
 
     def close(self) -> None:
         """Stop the student process."""
