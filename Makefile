@@ -12,7 +12,7 @@ JOBS ?=
 SHARD ?=
 ARGS ?=
 
-.PHONY: help install test grade samples assignments lock bench
+.PHONY: help install test grade samples assignments lock bench solution-weights calibrate
 
 help:
 	@echo "make install                 create $(VENV) with the pinned packages"
@@ -24,6 +24,8 @@ help:
 	@echo "make classroom-template ASSIGNMENT=x [GRADER_REPO=owner/name GRADER_REF=main]"
 	@echo "                             write the GitHub Classroom template repository to build/classroom/x"
 	@echo "make grade ... SHARD=i/N     grade a deterministic 1/N of the submissions"
+	@echo "make calibrate ASSIGNMENT=x  grade the solution and propose thresholds with a margin"
+	@echo "make solution-weights        retrain the committed solution weights of keras_models (~13 min)"
 	@echo "make bench [COUNT=20]        time grading a realistic mix at JOBS=1 and JOBS=2; writes bench.json"
 
 install: $(VENV)/.installed
@@ -50,6 +52,12 @@ else
 endif
 
 COUNT ?= 20
+
+calibrate: install
+	$(PY) -m grader calibrate $(ASSIGNMENT) $(ARGS)
+
+solution-weights: install
+	$(PY) -m grader.training solutions/keras_models
 
 bench: install
 	$(PY) -m grader.bench --count $(COUNT) $(ARGS)

@@ -92,8 +92,8 @@ def measure(assignment: Assignment, submissions: Path, jobs: int, cache: Path) -
     began = time.monotonic()
     render_reports(assignment, reports, [r.student for r in results])
     phases["reports"] = (time.monotonic() - began) / len(results)
-    cached = [m["retrain_cache_hit"] for r in results for t in r.tests
-              if "retrain_cache_hit" in (m := t.extra_data.get("metrics", {}))]
+    cached = [hit for r in results for t in r.tests
+              for key, hit in t.extra_data.get("metrics", {}).items() if key.endswith("retrain_cached")]
     memory = [r.extra_data.get("peak_rss_mb", {}) for r in results]
     return {
         "assignment": assignment.name, "jobs": jobs, "submissions": len(results), "wall_seconds": round(wall, 2),

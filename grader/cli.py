@@ -54,6 +54,33 @@ def _samples(args) -> int:
     return 0
 
 
+def _calibrate(args) -> int:
+    import tempfile
+
+    from grader.batch import BatchOptions, grade_batch
+    from grader.notebooks import read, solution, write_submission
+    from grader.results import Results
+    assignment = load_assignment(args.assignment)
+    root = Path(tempfile.mkdtemp(prefix="grader-calibrate-"))
+    write_submission(root / "submissions" / "solution", assignment, solution(read(assignment.master)),
+                     list(assignment.config.get("submission_files", [])))
+    grade_batch(assignment, root / "submissions", BatchOptions(reports=root / "reports", jobs=1, seed=args.seed,
+                                                               data_dir=args.data_dir, progress=False))
+    results = Results.read(root / "reports" / "solution" / "results.json")
+    measured = {k: v for t in results.tests for k, v in t.extra_data.get("metrics", {}).items()}
+    print(f"solution: {results.score:g}/{results.max_score:g}")
+    print(f"{'threshold':<26}{'current':>10}{'solution':>10}{'proposed':>10}")
+    for name, current in assignment.thresholds.items():
+        if isinstance(measured.get(name), (int, float)):
+            proposed = max(0.0, int((measured[name] - args.margin) * 100) / 100)
+            print(f"{name:<26}{current:>10g}{measured[name]:>10.4f}{proposed:>10.2f}")
+        else:
+            print(f"{name:<26}{current:>10g}{'-':>10}{'-':>10}")
+    print("proposed = the solution's figure minus the margin, rounded down; edit [thresholds] in "
+          f"{assignment.folder / 'assignment.toml'} to adopt them")
+    return 0
+
+
 def _merge(args) -> int:
     from grader.merge import merge_reports
     from grader.reports import render_reports
@@ -102,6 +129,13 @@ def build_parser() -> argparse.ArgumentParser:
     samples.add_argument("assignment")
     samples.add_argument("out")
     samples.set_defaults(run=_samples)
+
+    calibrate = commands.add_parser("calibrate", help="grade the solution and propose thresholds with a margin")
+    calibrate.add_argument("assignment")
+    calibrate.add_argument("--margin", type=float, default=0.02, help="how far below the solution (default 0.02)")
+    calibrate.add_argument("--seed", type=int, default=0)
+    calibrate.add_argument("--data-dir", help="folder holding the datasets (before $GRADER_DATA_DIR)")
+    calibrate.set_defaults(run=_calibrate)
 
     merge = commands.add_parser("merge", help="merge the reports of shards into one gradebook")
     merge.add_argument("reports", nargs="+", help="the shards' reports folders")

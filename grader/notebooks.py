@@ -30,6 +30,7 @@ class Mutant:
     fails: list[str]
     diagnosis: str = ""
     drop_files: list[str] = field(default_factory=list)
+    replace_files: list[tuple[str, str]] = field(default_factory=list)  # (submission file, assignment file)
 
 
 def _clean(notebook) -> None:
@@ -99,7 +100,8 @@ def load_mutants(assignment: Assignment) -> list[Mutant]:
     entries = tomllib.loads(path.read_text()).get("mutant", [])
     return [Mutant(name=e["name"], function=e["function"], replace=[tuple(r) for r in e.get("replace", [])],
                    fails=list(e["fails"]), diagnosis=e.get("diagnosis", ""),
-                   drop_files=list(e.get("drop_files", []))) for e in entries]
+                   drop_files=list(e.get("drop_files", [])),
+                   replace_files=[tuple(r) for r in e.get("replace_files", [])]) for e in entries]
 
 
 def write_submission(folder: Path, assignment: Assignment, notebook, files: list[str]) -> Path:
@@ -124,4 +126,6 @@ def write_samples(assignment: Assignment, out: Path) -> list[Path]:
         kept = [f for f in files if f not in mutant.drop_files]
         written.append(write_submission(out / f"mutant-{mutant.name}", assignment,
                                         mutate(master, mutant.replace), kept))
+        for target, source in mutant.replace_files:
+            shutil.copyfile(assignment.folder / source, out / f"mutant-{mutant.name}" / target)
     return written

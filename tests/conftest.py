@@ -17,6 +17,12 @@ TOY = Path(__file__).parent / "fixtures" / "toy"
 collect_ignore = ["fixtures"]  # assignments used as test data, graded by the grader itself
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_training_cache(tmp_path_factory):
+    """Every run retrains from scratch: no result cached by an earlier run can hide a change."""
+    os.environ["GRADER_CACHE_DIR"] = str(tmp_path_factory.mktemp("training-cache"))
+
+
 @pytest.fixture(scope="session")
 def toy():
     return load_assignment(TOY)

@@ -1,0 +1,296 @@
+"""Helpers shared by the keras_models hidden tests (grader process only).
+
+- ``student_model``: the student's model (student.model), cached for the current submission;
+- ``preprocessed``: a test set run through the student's preprocess function, cached likewise;
+- layer analysis of LeNet-5 and VGG models, and the parameter-count diagnosis of LeNet-5.
+
+The grader may run pytest several times in one process and this module stays imported, so the
+caches are keyed by the submission (student.files) and only the latest submission is kept.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from grader.errors import StudentError
+
+_STATE: dict = {"submission": None, "models": {}, "arrays": {}}
+
+
+def _state(student) -> dict:
+    key = str(student.files)
+    if _STATE["submission"] != key:
+        _STATE.update(submission=key, models={}, arrays={})
+    return _STATE
+
+
+def _call_text(fn: str, args: tuple) -> str:
+    return f"{fn}({', '.join(repr(a) for a in args)})"
+
+
+def student_model(student, fn: str, *args):
+    """student.model(fn, *args) once per submission; a failure is remembered and raised again."""
+    models = _state(student)["models"]
+    key = (fn, args)
+    hung = [v for (name, _), v in models.items() if name == fn and isinstance(v, str) and "did not return" in v]
+    if key not in models and hung:  # it hung once already: do not spend another time limit on it
+        models[key] = hung[0]
+    if key not in models:
+        try:
+            models[key] = student.model(fn, *args)
+        except StudentError as exc:
+            models[key] = str(exc)
+    value = models[key]
+    if isinstance(value, str):
+        raise StudentError(value)
+    return value
+
+
+def preprocessed(student, fn: str, x: np.ndarray, digest: str, shape: tuple) -> np.ndarray:
+    """The student's fn(x) as float32, checked to have `shape`; cached per submission."""
+    arrays = _state(student)["arrays"]
+    key = (fn, digest)
+    if key not in arrays:
+        try:
+            out = student.call(fn, x)
+        except StudentError as exc:
+            arrays[key] = f"{fn} failed, so the grader could not feed the test set to your model: {exc}"
+        else:
+            out = np.asarray(out)
+            if out.shape != shape:
+                arrays[key] = (f"{fn} returned shape {out.shape} for the {len(x)} test images "
+                               f"(expected {shape}), so the grader could not evaluate your weights")
+            elif out.dtype.kind not in "fiu" or not np.all(np.isfinite(out)):
+                arrays[key] = f"{fn} returned {out.dtype} values that are not all finite numbers"
+            else:
+                arrays[key] = out.astype(np.float32, copy=False)
+    value = arrays[key]
+    if isinstance(value, str):
+        raise AssertionError(value)
+    return value
+
+
+def model_output_shape(model) -> tuple:
+    """The model's output shape, e.g. (None, 10); AssertionError if it has several outputs or none."""
+    outputs = getattr(model, "outputs", None) or []
+    assert len(outputs) == 1, f"the model must have exactly one output, it has {len(outputs)}"
+    return tuple(outputs[0].shape)
+
+
+def predict(model, x) -> np.ndarray:
+    import keras
+    return np.asarray(keras.ops.convert_to_numpy(model(x, training=False)))
+
+
+# ---------------------------------------------------------------------------------------------
+# layers
+
+ACTIVATION_LAYERS = ("Activation", "ReLU", "LeakyReLU", "ELU", "PReLU", "Softmax")
+DROPOUT_LAYERS = ("Dropout", "SpatialDropout2D", "GaussianDropout", "AlphaDropout", "GaussianNoise")
+INPUT_PREPROCESSING = ("Rescaling", "Normalization", "RandomFlip", "RandomTranslation", "RandomRotation",
+                       "RandomZoom", "RandomContrast", "RandomBrightness")
+
+
+def flat_layers(model) -> list:
+    """The model's layers in order, nested models expanded, input layers left out."""
+    out = []
+    for layer in model.layers:
+        if type(layer).__name__ == "InputLayer":
+            continue
+        if hasattr(layer, "layers") and getattr(layer, "layers", None) is not None:
+            out += flat_layers(layer)
+        else:
+            out.append(layer)
+    return out
+
+
+def kind(layer) -> str:
+    return type(layer).__name__
+
+
+def activation_name(layer) -> str | None:
+    """'relu', 'softmax', ... for an activation layer or a layer with an activation; None if linear."""
+    k = kind(layer)
+    if k == "ReLU":
+        cfg = layer.get_config()
+        plain = not cfg.get("max_value") and not cfg.get("negative_slope") and not cfg.get("threshold")
+        return "relu" if plain else "relu (modified)"
+    if k == "Softmax":
+        return "softmax"
+    if k in ("LeakyReLU", "ELU", "PReLU"):
+        return k.lower()
+    act = layer.get_config().get("activation")
+    if act is None:
+        return None
+    if isinstance(act, dict):  # a serialized activation
+        act = act.get("config", {}).get("name") or act.get("class_name")
+    act = str(act).lower()
+    return None if act == "linear" else act
+
+
+def pair(v) -> tuple:
+    return tuple(v) if isinstance(v, (list, tuple)) else (v, v)
+
+
+def spatial(shape) -> tuple:
+    return tuple(shape[1:3])
+
+
+def output_shape(layer) -> tuple:
+    return tuple(layer.output.shape)
+
+
+def input_shape(layer) -> tuple:
+    return tuple(layer.input.shape)
+
+
+def arrow(names) -> str:
+    return " → ".join(names) if names else "(no layers)"
+
+
+def final_activation(layers_) -> str | None:
+    """The activation applied to the model's output: the last non-dropout layer's."""
+    for layer in reversed(layers_):
+        if kind(layer) in DROPOUT_LAYERS:
+            continue
+        return activation_name(layer)
+    return None
+
+
+def frozen_report(model) -> str:
+    """Names the frozen layers of a model, or ''."""
+    frozen = [l.name for l in flat_layers(model) if l.weights and not l.trainable]
+    if frozen or not model.trainable:
+        names = ", ".join(frozen[:6]) + (" ..." if len(frozen) > 6 else "")
+        return (f" Some layers are frozen (trainable=False: {names or 'the whole model'}), so training cannot "
+                "change them; do not set trainable=False.")
+    return ""
+
+
+# ---------------------------------------------------------------------------------------------
+# LeNet-5
+
+LENET_TYPES = ["Conv2D", "MaxPooling2D", "Conv2D", "MaxPooling2D", "Flatten", "Dense", "Dense", "Dense"]
+LENET_PARAMS = 61_706
+
+
+def lenet_params(n=28, channels=1, classes=10, pad1="same", pad2="valid", k1=5, k2=5, f1=6, f2=16,
+                 dense=(120, 84), bias=True, pools=2) -> int:
+    """Parameter count of a LeNet-5 variant (for diagnosing the usual slips)."""
+    b = 1 if bias else 0
+    size = n if pad1 == "same" else n - k1 + 1
+    size //= 2
+    size = size if pad2 == "same" else size - k2 + 1
+    if pools == 2:
+        size //= 2
+    total = f1 * (k1 * k1 * channels + b) + f2 * (k2 * k2 * f1 + b)
+    width = size * size * f2
+    for units in (*dense, classes):
+        total += width * units + units * b
+        width = units
+    return total
+
+
+LENET_SLIPS = {
+    lenet_params(pad1="valid"): "the first convolution uses padding='valid' on the 28×28 input: its maps shrink to "
+                                "24×24 and Flatten gives 256 values instead of 400. Use padding='same' there",
+    lenet_params(pad2="same"): "the second convolution uses padding='same': Flatten gives 784 values instead of "
+                               "400. Use padding='valid' there",
+    lenet_params(pad1="valid", pad2="same"): "the paddings are swapped: the first convolution must be 'same' "
+                                             "and the second 'valid'",
+    lenet_params(bias=False): "the layers have no biases (use_bias=False); keep the biases",
+    lenet_params(dense=(84, 120)): "the hidden Dense layers are swapped: Dense 120 comes first, then Dense 84",
+    lenet_params(f1=16, f2=6): "the filter counts are swapped: 6 filters in the first convolution, 16 in the second",
+    lenet_params(k1=3, k2=3): "the kernels are 3×3; LeNet-5 uses 5×5 kernels",
+    lenet_params(pools=1): "a pooling layer is missing after the second convolution",
+    lenet_params(dense=(120,)): "the hidden Dense 84 layer is missing (Dense 120, then Dense 84)",
+    lenet_params(dense=(84,)): "the hidden Dense 120 layer is missing (Dense 120, then Dense 84)",
+}
+
+
+def lenet_expected_per_layer(num_classes=10) -> list[int]:
+    return [156, 0, 2416, 0, 0, 48120, 10164, 84 * num_classes + num_classes]
+
+
+# ---------------------------------------------------------------------------------------------
+# VGG
+
+
+def vgg_blocks(layers_) -> tuple[list[dict], list, list[str]]:
+    """Split a VGG into blocks ending with a pooling layer; return (blocks, head layers, problems)."""
+    blocks, current, problems = [], {"convs": [], "layers": []}, []
+    i = 0
+    # input preprocessing layers before the first convolution are fine
+    while i < len(layers_) and kind(layers_[i]) in INPUT_PREPROCESSING:
+        i += 1
+    for layer in layers_[i:]:
+        k = kind(layer)
+        if k in ("Flatten", "GlobalAveragePooling2D", "GlobalMaxPooling2D", "Dense"):
+            break
+        i += 1
+        current["layers"].append(layer)
+        if k == "Conv2D":
+            current["convs"].append(layer)
+        elif k in ("MaxPooling2D", "AveragePooling2D"):
+            current["pool"] = layer
+            blocks.append(current)
+            current = {"convs": [], "layers": []}
+        elif k in ("BatchNormalization",) + ACTIVATION_LAYERS + DROPOUT_LAYERS:
+            pass
+        else:
+            problems.append(f"unexpected layer {layer.name} ({k}) in the convolutional part")
+    if current["layers"] and not all(kind(l) in ("BatchNormalization",) + DROPOUT_LAYERS for l in current["layers"]):
+        if current["convs"]:
+            problems.append(f"the last {len(current['convs'])} convolution(s) are not followed by a 2×2 max pool")
+        else:
+            problems.append("layers after the last pooling layer and before the classifier: "
+                            + ", ".join(f"{l.name} ({kind(l)})" for l in current["layers"]))
+    return blocks, layers_[i:], problems
+
+
+def conv_relu(layers_, index) -> bool:
+    """True if the Conv2D at layers_[index] is followed by ReLU (its own, or after BatchNormalization)."""
+    if activation_name(layers_[index]) == "relu":
+        return True
+    if activation_name(layers_[index]) is not None:
+        return False
+    for layer in layers_[index + 1:]:
+        k = kind(layer)
+        if k in ("BatchNormalization",) + DROPOUT_LAYERS:
+            continue
+        return k in ACTIVATION_LAYERS and activation_name(layer) == "relu"
+    return False
+
+
+# ---------------------------------------------------------------------------------------------
+# submitted weights
+
+
+def weights_load_message(exc: Exception, weights: str, fn: str) -> str:
+    """Student-readable reason why Keras could not load a weights file into the student's model."""
+    import re
+    text = str(exc)
+    head = f"{weights} does not fit the model {fn}() builds"
+    layer = re.search(r"object <(\w+) name=([^,>]+)", text)
+    shapes = re.search(r"variable\.shape=(\([^)]*\)), Received: value\.shape=(\([^)]*\))", text)
+    count = re.search(r"A total of (\d+) objects could not be loaded", text)
+    if layer and shapes:
+        detail = (f": layer {layer.group(2)} ({layer.group(1)}) has a weight of shape {shapes.group(1)} but the "
+                  f"file holds shape {shapes.group(2)}")
+        if count and int(count.group(1)) > 1:
+            detail += f" ({count.group(1)} layers differ)"
+    else:
+        first = text.strip().splitlines()[0] if text.strip() else ""
+        detail = f" ({type(exc).__name__}: {first[:240]})"
+    return (f"{head}{detail}. Save the weights of a model built by your current {fn}, after training it "
+            "(retrain if you changed the architecture)")
+
+
+def accuracy_message(what: str, accuracy: float, n: int, dataset: str, threshold: float, advice: str,
+                     preprocess: str) -> str:
+    if accuracy < 0.2:
+        return (f"{what} with your weights reaches {accuracy:.4f} on the {n:,} {dataset} test images; at least "
+                f"{threshold:.2f} is required. An accuracy near 0.10 (chance) means the weights are untrained "
+                f"(saved before training?) or do not match your preprocessing: train, then save, and use "
+                f"{preprocess} for training too.")
+    return (f"{what} with your weights reaches {accuracy:.4f} on the {n:,} {dataset} test images; at least "
+            f"{threshold:.2f} is required. {advice}")

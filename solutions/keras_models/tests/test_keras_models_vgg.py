@@ -1,0 +1,177 @@
+"""Hidden tests: build_vgg — structure, parameter bound, submitted weights, retraining."""
+import time
+
+import numpy as np
+import pytest
+
+from grader import training
+from grader.data import load_cifar10
+from keras_models_support import (accuracy_message, arrow, conv_relu, final_activation, flat_layers,
+                                   frozen_report, input_shape, kind, model_output_shape, output_shape, pair,
+                                   predict, preprocessed, spatial, student_model, vgg_blocks,
+                                   weights_load_message)
+
+pytestmark = pytest.mark.hidden
+
+WEIGHTS = "vgg.weights.h5"
+MAX_PARAMS = 5_000_000
+
+SHAPE_CASES = [
+    pytest.param((), (None, 10), id="default"),
+    pytest.param(((48, 48, 3), 5), (None, 5), id="48x48_5classes"),
+]
+
+
+@pytest.mark.points(1)
+@pytest.mark.category("shape")
+@pytest.mark.calls("build_vgg")
+@pytest.mark.parametrize("args,expected", SHAPE_CASES)
+def test_vgg_output_shape(student, args, expected):
+    model = student_model(student, "build_vgg", *args)
+    shape = model_output_shape(model)
+    call = f"build_vgg({', '.join(map(repr, args))})"
+    assert shape == expected, (f"{call} has output shape {shape}; expected {expected}. Use the input_shape and "
+                               "num_classes arguments (keras.Input(shape=input_shape), Dense(num_classes))")
+
+
+@pytest.mark.points(1)
+@pytest.mark.category("value")
+@pytest.mark.calls("build_vgg")
+def test_vgg_softmax(student, rng):
+    model = student_model(student, "build_vgg")
+    x = rng.random((4, 32, 32, 3), dtype=np.float32)
+    probs = predict(model, x)
+    assert probs.shape == (4, 10), f"the model's output for 4 images has shape {probs.shape}; expected (4, 10)"
+    sums = probs.sum(axis=1)
+    assert np.all(probs >= 0) and np.allclose(sums, 1.0, atol=1e-4), (
+        f"the output rows sum to {np.round(sums, 4).tolist()}, not 1: the last Dense layer needs "
+        "activation='softmax'")
+
+
+@pytest.mark.points(2)
+@pytest.mark.category("structure")
+@pytest.mark.calls("build_vgg")
+def test_vgg_conv_layers(student):
+    model = student_model(student, "build_vgg")
+    layers_ = flat_layers(model)
+    others = [f"{l.name} ({kind(l)})" for l in layers_ if "Conv" in kind(l) and kind(l) != "Conv2D"]
+    assert not others, f"the VGG uses plain Conv2D layers only; found {', '.join(others)}"
+    convs = [i for i, l in enumerate(layers_) if kind(l) == "Conv2D"]
+    assert convs, "the model has no Conv2D layer"
+    problems = []
+    for i in convs:
+        conv = layers_[i]
+        wrong = []
+        if pair(conv.kernel_size) != (3, 3):
+            wrong.append(f"kernel {pair(conv.kernel_size)}")
+        if pair(conv.strides) != (1, 1):
+            wrong.append(f"strides {pair(conv.strides)}")
+        if conv.padding != "same":
+            wrong.append(f"padding='{conv.padding}'")
+        if pair(conv.dilation_rate) != (1, 1):
+            wrong.append(f"dilation {pair(conv.dilation_rate)}")
+        if not conv_relu(layers_, i):
+            wrong.append("no ReLU after it")
+        if wrong:
+            problems.append(f"{conv.name}: {', '.join(wrong)}")
+    assert not problems, (
+        f"every VGG convolution is 3×3, stride 1, padding='same', followed by ReLU (activation='relu', or an "
+        f"Activation('relu')/ReLU layer, possibly after BatchNormalization). {len(problems)} of your "
+        f"{len(convs)} are not: " + "; ".join(problems[:4]) + (" ..." if len(problems) > 4 else ""))
+
+
+@pytest.mark.points(2)
+@pytest.mark.category("structure")
+@pytest.mark.calls("build_vgg")
+def test_vgg_blocks(student):
+    model = student_model(student, "build_vgg")
+    layers_ = flat_layers(model)
+    blocks, head, problems = vgg_blocks(layers_)
+    assert not problems, "; ".join(problems)
+    full = [b for b in blocks if len(b["convs"]) >= 2]
+    assert len(blocks) >= 3 and len(full) == len(blocks), (
+        f"a VGG has at least 3 blocks of at least 2 Conv2D layers followed by a 2×2 max pool; yours has "
+        f"{len(blocks)} pooling layer(s) with {[len(b['convs']) for b in blocks]} convolutions before each")
+    for n, block in enumerate(blocks, 1):
+        pool = block["pool"]
+        strides = pair(pool.strides) if pool.strides is not None else pair(pool.pool_size)
+        assert kind(pool) == "MaxPooling2D" and pair(pool.pool_size) == (2, 2) and strides == (2, 2), (
+            f"block {n} ends with {pool.name} ({kind(pool)}, pool {pair(pool.pool_size)}, strides {strides}); "
+            "expected MaxPooling2D 2×2 with stride 2")
+        first = block["convs"][0]
+        size_in, size_out = spatial(input_shape(first)), spatial(output_shape(pool))
+        assert tuple(s // 2 for s in size_in) == size_out, (
+            f"block {n} maps {size_in} to {size_out}; each block must halve the height and width "
+            "(3×3 'same' convolutions keep the size, the 2×2 pool halves it)")
+    filters = [c.filters for b in blocks for c in b["convs"]]
+    assert all(a <= b for a, b in zip(filters, filters[1:])), (
+        f"the filter counts must never decrease from block to block (e.g. 32, 64, 128); yours are {filters}")
+    kinds = [kind(l) for l in head]
+    assert kinds and kinds[0] in ("Flatten", "GlobalAveragePooling2D", "GlobalMaxPooling2D"), (
+        f"after the last block comes Flatten or GlobalAveragePooling2D; yours continues with {arrow(kinds[:3])}")
+    allowed = {"Dense", "Dropout", "BatchNormalization", "Activation", "ReLU", "Softmax"}
+    odd = [f"{l.name} ({kind(l)})" for l in head[1:] if kind(l) not in allowed]
+    assert not odd and "Dense" in kinds, (
+        f"the classifier is Dense layers (with Dropout/BatchNormalization if you like) ending in a softmax; "
+        f"yours is {arrow(kinds)}")
+    assert final_activation(layers_) == "softmax", (
+        f"the output activation is {final_activation(layers_)}; expected softmax")
+
+
+@pytest.mark.points(1)
+@pytest.mark.category("params")
+@pytest.mark.calls("build_vgg")
+def test_vgg_param_bound(student):
+    model = student_model(student, "build_vgg")
+    count = model.count_params()
+    assert count <= MAX_PARAMS, (
+        f"build_vgg() has {count:,} parameters; at most {MAX_PARAMS:,} are allowed. Flatten on large feature "
+        "maps feeding a wide Dense layer is the usual cause: add a block, use fewer Dense units, or use "
+        "GlobalAveragePooling2D")
+
+
+@pytest.mark.points(4)
+@pytest.mark.category("accuracy")
+@pytest.mark.calls("build_vgg", "preprocess_cifar")
+def test_vgg_weights_accuracy(student, config, data_dir, metrics):
+    threshold = float(config["thresholds"]["vgg_accuracy"])
+    path = student.files / WEIGHTS
+    assert path.is_file(), (f"{WEIGHTS} is missing from your submission: after training, save it beside the "
+                            f"notebook with model.save_weights('{WEIGHTS}') and submit it with the notebook")
+    model = student_model(student, "build_vgg")
+    cifar = load_cifar10(data_dir)
+    x = preprocessed(student, "preprocess_cifar", cifar.x_test, cifar.digest, (len(cifar.x_test), 32, 32, 3))
+    began = time.monotonic()
+    try:
+        accuracy = training.evaluate_weights(model, path, x, cifar.y_test)
+    except Exception as exc:
+        raise AssertionError(weights_load_message(exc, WEIGHTS, "build_vgg")) from None
+    metrics["train_eval_seconds"] = round(time.monotonic() - began, 3)
+    metrics["vgg_accuracy"] = round(accuracy, 4)
+    assert accuracy >= threshold, accuracy_message("the VGG", accuracy, len(x), "CIFAR-10", threshold,
+                                                   "Train longer, with BatchNormalization or data augmentation.", "preprocess_cifar")
+
+
+@pytest.mark.points(3)
+@pytest.mark.category("accuracy")
+@pytest.mark.calls("build_vgg")
+def test_vgg_retrain_accuracy(student, config, data_dir, metrics):
+    threshold = float(config["thresholds"]["vgg_retrain_accuracy"])
+    model = student_model(student, "build_vgg")
+    cifar = load_cifar10(data_dir)
+    recipe = training.VGG_RECIPE
+    began = time.monotonic()
+    try:
+        result = training.retrain(model, cifar, recipe)
+    except Exception as exc:
+        raise AssertionError(f"the grader could not train your VGG architecture from scratch "
+                             f"({type(exc).__name__}: {str(exc)[:300]})") from None
+    metrics["train_eval_seconds"] = round(time.monotonic() - began, 3)
+    metrics["vgg_retrain_accuracy"] = round(result.accuracy, 4)
+    metrics["vgg_retrain_cached"] = result.cached
+    assert result.accuracy >= threshold, (
+        f"trained from scratch by the grader (Adam, batch {recipe.batch_size}, {recipe.epochs} epochs of "
+        f"{recipe.train_subset:,} CIFAR-10 images scaled to [0, 1]), your VGG architecture reaches "
+        f"{result.accuracy:.4f} on {recipe.test_subset:,} test images; at least {threshold:.2f} is required, "
+        f"whatever weights you submitted (chance is 0.10).{frozen_report(model)} Use ReLU activations and a "
+        "softmax output.")
