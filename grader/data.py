@@ -43,6 +43,8 @@ from pathlib import Path
 
 import numpy as np
 
+from grader.errors import GraderError
+
 __all__ = ["Dataset", "DatasetError", "load_mnist", "load_cifar10", "resolve_source"]
 
 ENV_VAR = "GRADER_DATA_DIR"
@@ -58,7 +60,7 @@ _IMAGE_SHAPE = {"mnist": (28, 28), "cifar10": (32, 32, 3)}
 _NUM_CLASSES = 10
 
 
-class DatasetError(ValueError):
+class DatasetError(GraderError, ValueError):
     """A dataset file is missing or has the wrong format."""
 
 

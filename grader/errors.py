@@ -7,3 +7,7 @@ class StudentError(AssertionError):
 
 class IngestError(Exception):
     """A submission that cannot be read as a notebook; the message is written for the student."""
+
+
+class GraderError(Exception):
+    """A fault of the grader's own setup (e.g. a missing dataset): no student is scored for it."""

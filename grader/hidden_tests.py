@@ -15,6 +15,7 @@ import pytest
 from grader import fixtures
 from grader.fixtures import PLUGIN_KEY
 from grader.assignment import CATEGORIES, Assignment
+from grader.errors import GraderError
 from grader.student_process import StudentSession
 
 MARKERS = {
@@ -52,6 +53,7 @@ class GradingPlugin:
         self.static_forbidden = static_forbidden
         self.outcomes: dict[str, Outcome] = {}
         self.usage_errors: list[str] = []
+        self.setup_errors: list[str] = []
 
     def pytest_configure(self, config):
         config.stash[PLUGIN_KEY] = self
@@ -102,6 +104,8 @@ class GradingPlugin:
         exc = excinfo.value
         if report.skipped:
             return f"skipped, so no points: {getattr(exc, 'msg', exc)}"
+        if isinstance(exc, GraderError):
+            self.setup_errors.append(f"{outcome.name}: {type(exc).__name__}: {exc}")
         if isinstance(exc, AssertionError):
             text = str(exc).strip()
             return text or f"a check failed ({excinfo.traceback[-1].path.name}:{excinfo.traceback[-1].lineno + 1})"
@@ -120,6 +124,9 @@ def run_hidden_tests(plugin: GradingPlugin) -> list[Outcome]:
     if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
         raise RuntimeError(f"the hidden tests in {tests_dir} could not run (pytest exit code {code}): "
                            "check them with `pytest --collect-only` on that folder")
+    if plugin.setup_errors:
+        raise RuntimeError("the grader could not run its tests (not the student's fault):\n"
+                           + "\n".join(plugin.setup_errors))
     if plugin.usage_errors:
         raise RuntimeError("hidden tests are missing markers:\n" + "\n".join(plugin.usage_errors))
     if not plugin.outcomes:
