@@ -5,8 +5,6 @@ import pytest
 from grader.checks import (assert_matches, assert_shape, assert_tuple, checked_call, describe,
                            tolerance)
 
-pytestmark = pytest.mark.hidden
-
 
 def f64(*arrays):
     return [np.array(a, dtype=np.float64) for a in arrays]
@@ -137,6 +135,7 @@ def test_conv2d_backward_values(student, reference, rng, mistakes, case):
 @pytest.mark.category("gradient")
 @pytest.mark.calls("conv2d_backward", "conv2d_forward")
 @pytest.mark.parametrize("case", NUMERIC_CASES)
+@pytest.mark.hidden
 def test_conv2d_backward_numeric(student, reference, rng, mistakes, gradcheck, case):
     """conv2d_backward agrees with central differences of the student's own conv2d_forward."""
     dout, x, w, b = backward_inputs(rng, reference, case)

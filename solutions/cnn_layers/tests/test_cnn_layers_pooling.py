@@ -4,8 +4,6 @@ import pytest
 
 from grader.checks import assert_matches, assert_shape, checked_call, describe, tolerance
 
-pytestmark = pytest.mark.hidden
-
 
 def f64(a):
     return np.array(a, dtype=np.float64)
@@ -123,6 +121,7 @@ def test_maxpool2d_backward_values(student, reference, rng, mistakes, case):
 @pytest.mark.category("gradient")
 @pytest.mark.calls("maxpool2d_backward", "maxpool2d_forward")
 @pytest.mark.parametrize("case", NUMERIC_CASES)
+@pytest.mark.hidden
 def test_maxpool2d_backward_numeric(student, reference, rng, mistakes, gradcheck, case):
     """maxpool2d_backward agrees with central differences of the student's own maxpool2d_forward."""
     dout, x = backward_inputs(rng, reference, case)

@@ -5,8 +5,6 @@ import pytest
 from grader.checks import (assert_matches, assert_scalar_matches, assert_shape, checked_call, describe,
                            tolerance)
 
-pytestmark = pytest.mark.hidden
-
 
 def f64(a):
     return np.array(a, dtype=np.float64)

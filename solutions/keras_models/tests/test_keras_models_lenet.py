@@ -11,7 +11,6 @@ from keras_models_support import (ACTIVATION_LAYERS, DROPOUT_LAYERS, LENET_PARAM
                                    lenet_expected_per_layer, model_output_shape, pair, predict, preprocessed,
                                    student_model, weights_load_message)
 
-pytestmark = pytest.mark.hidden
 
 WEIGHTS = "lenet5.weights.h5"
 

@@ -2,8 +2,6 @@
 import numpy as np
 import pytest
 
-pytestmark = pytest.mark.hidden
-
 
 def _images(rng, shape):
     x = rng.integers(0, 256, size=shape, dtype=np.uint8)

@@ -11,7 +11,6 @@ from keras_models_support import (accuracy_message, arrow, conv_relu, final_acti
                                    predict, preprocessed, spatial, student_model, vgg_blocks,
                                    weights_load_message)
 
-pytestmark = pytest.mark.hidden
 
 WEIGHTS = "vgg.weights.h5"
 MAX_PARAMS = 5_000_000
