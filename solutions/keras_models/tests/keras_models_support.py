@@ -9,8 +9,11 @@ caches are keyed by the submission (student.files) and only the latest submissio
 """
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
+from grader import training
 from grader.errors import StudentError
 
 _STATE: dict = {"submission": None, "models": {}, "arrays": {}}
@@ -294,3 +297,36 @@ def accuracy_message(what: str, accuracy: float, n: int, dataset: str, threshold
                 f"{preprocess} for training too.")
     return (f"{what} with your weights reaches {accuracy:.4f} on the {n:,} {dataset} test images; at least "
             f"{threshold:.2f} is required. {advice}")
+
+
+def submitted_weights_accuracy(student, metrics: dict, *, build: str, preprocess: str, weights: str, dataset,
+                               shape: tuple, key: str) -> tuple[float, int]:
+    """(accuracy, test images) of the submitted weights file loaded into the student's architecture."""
+    path = student.files / weights
+    assert path.is_file(), (f"{weights} is missing from your submission: after training, save it beside the "
+                            f"notebook with model.save_weights('{weights}') and submit it with the notebook")
+    model = student_model(student, build)
+    x = preprocessed(student, preprocess, dataset.x_test, dataset.digest, shape)
+    began = time.monotonic()
+    try:
+        accuracy = training.evaluate_weights(model, path, x, dataset.y_test)
+    except Exception as exc:
+        raise AssertionError(weights_load_message(exc, weights, build)) from None
+    metrics["train_eval_seconds"] = round(time.monotonic() - began, 3)
+    metrics[key] = round(accuracy, 4)
+    return accuracy, len(x)
+
+
+def retrained_accuracy(student, metrics: dict, *, build: str, dataset, recipe, key: str, what: str):
+    """(model, RetrainResult): the student's architecture trained from scratch with the grader's recipe."""
+    model = student_model(student, build)
+    began = time.monotonic()
+    try:
+        result = training.retrain(model, dataset, recipe)
+    except Exception as exc:
+        raise AssertionError(f"the grader could not train your {what} architecture from scratch "
+                             f"({type(exc).__name__}: {str(exc)[:300]})") from None
+    metrics["train_eval_seconds"] = round(time.monotonic() - began, 3)
+    metrics[key] = round(result.accuracy, 4)
+    metrics[key.replace("_accuracy", "_cached")] = result.cached
+    return model, result

@@ -1,6 +1,4 @@
 """Hidden tests: build_lenet5 — structure, parameters, submitted weights, retraining."""
-import time
-
 import numpy as np
 import pytest
 
@@ -8,8 +6,8 @@ from grader import training
 from grader.data import load_mnist
 from keras_models_support import (ACTIVATION_LAYERS, DROPOUT_LAYERS, LENET_PARAMS, LENET_SLIPS, LENET_TYPES,
                                    accuracy_message, arrow, final_activation, flat_layers, frozen_report, kind,
-                                   lenet_expected_per_layer, model_output_shape, pair, predict, preprocessed,
-                                   student_model, weights_load_message)
+                                   lenet_expected_per_layer, model_output_shape, pair, predict, retrained_accuracy,
+                                   student_model, submitted_weights_accuracy)
 
 
 WEIGHTS = "lenet5.weights.h5"
@@ -113,20 +111,11 @@ def test_lenet_param_count(student):
 @pytest.mark.calls("build_lenet5", "preprocess_mnist")
 def test_lenet_weights_accuracy(student, config, data_dir, metrics):
     threshold = float(config["thresholds"]["lenet_accuracy"])
-    path = student.files / WEIGHTS
-    assert path.is_file(), (f"{WEIGHTS} is missing from your submission: after training, save it beside the "
-                            f"notebook with model.save_weights('{WEIGHTS}') and submit it with the notebook")
-    model = student_model(student, "build_lenet5")
     mnist = load_mnist(data_dir)
-    x = preprocessed(student, "preprocess_mnist", mnist.x_test, mnist.digest, (len(mnist.x_test), 28, 28, 1))
-    began = time.monotonic()
-    try:
-        accuracy = training.evaluate_weights(model, path, x, mnist.y_test)
-    except Exception as exc:
-        raise AssertionError(weights_load_message(exc, WEIGHTS, "build_lenet5")) from None
-    metrics["train_eval_seconds"] = round(time.monotonic() - began, 3)
-    metrics["lenet_accuracy"] = round(accuracy, 4)
-    assert accuracy >= threshold, accuracy_message("LeNet-5", accuracy, len(x), "MNIST", threshold,
+    accuracy, n = submitted_weights_accuracy(student, metrics, build="build_lenet5", preprocess="preprocess_mnist",
+                                             weights=WEIGHTS, dataset=mnist, shape=(len(mnist.x_test), 28, 28, 1),
+                                             key="lenet_accuracy")
+    assert accuracy >= threshold, accuracy_message("LeNet-5", accuracy, n, "MNIST", threshold,
                                                    "Train longer (e.g. 5 epochs with Adam).", "preprocess_mnist")
 
 
@@ -135,18 +124,9 @@ def test_lenet_weights_accuracy(student, config, data_dir, metrics):
 @pytest.mark.calls("build_lenet5")
 def test_lenet_retrain_accuracy(student, config, data_dir, metrics):
     threshold = float(config["thresholds"]["lenet_retrain_accuracy"])
-    model = student_model(student, "build_lenet5")
-    mnist = load_mnist(data_dir)
     recipe = training.LENET_RECIPE
-    began = time.monotonic()
-    try:
-        result = training.retrain(model, mnist, recipe)
-    except Exception as exc:
-        raise AssertionError(f"the grader could not train your LeNet-5 architecture from scratch "
-                             f"({type(exc).__name__}: {str(exc)[:300]})") from None
-    metrics["train_eval_seconds"] = round(time.monotonic() - began, 3)
-    metrics["lenet_retrain_accuracy"] = round(result.accuracy, 4)
-    metrics["lenet_retrain_cached"] = result.cached
+    model, result = retrained_accuracy(student, metrics, build="build_lenet5", dataset=load_mnist(data_dir), recipe=recipe,
+                                       key="lenet_retrain_accuracy", what="LeNet-5")
     assert result.accuracy >= threshold, (
         f"trained from scratch by the grader (Adam, batch {recipe.batch_size}, {recipe.epochs} epoch of MNIST "
         f"scaled to [0, 1]), your LeNet-5 architecture reaches {result.accuracy:.4f}; at least {threshold:.2f} "

@@ -1,6 +1,4 @@
 """Hidden tests: build_vgg — structure, parameter bound, submitted weights, retraining."""
-import time
-
 import numpy as np
 import pytest
 
@@ -8,8 +6,8 @@ from grader import training
 from grader.data import load_cifar10
 from keras_models_support import (accuracy_message, arrow, conv_relu, final_activation, flat_layers,
                                    frozen_report, input_shape, kind, model_output_shape, output_shape, pair,
-                                   predict, preprocessed, spatial, student_model, vgg_blocks,
-                                   weights_load_message)
+                                   predict, retrained_accuracy, spatial, student_model, vgg_blocks,
+                                   submitted_weights_accuracy)
 
 
 WEIGHTS = "vgg.weights.h5"
@@ -134,20 +132,11 @@ def test_vgg_param_bound(student):
 @pytest.mark.calls("build_vgg", "preprocess_cifar")
 def test_vgg_weights_accuracy(student, config, data_dir, metrics):
     threshold = float(config["thresholds"]["vgg_accuracy"])
-    path = student.files / WEIGHTS
-    assert path.is_file(), (f"{WEIGHTS} is missing from your submission: after training, save it beside the "
-                            f"notebook with model.save_weights('{WEIGHTS}') and submit it with the notebook")
-    model = student_model(student, "build_vgg")
     cifar = load_cifar10(data_dir)
-    x = preprocessed(student, "preprocess_cifar", cifar.x_test, cifar.digest, (len(cifar.x_test), 32, 32, 3))
-    began = time.monotonic()
-    try:
-        accuracy = training.evaluate_weights(model, path, x, cifar.y_test)
-    except Exception as exc:
-        raise AssertionError(weights_load_message(exc, WEIGHTS, "build_vgg")) from None
-    metrics["train_eval_seconds"] = round(time.monotonic() - began, 3)
-    metrics["vgg_accuracy"] = round(accuracy, 4)
-    assert accuracy >= threshold, accuracy_message("the VGG", accuracy, len(x), "CIFAR-10", threshold,
+    accuracy, n = submitted_weights_accuracy(student, metrics, build="build_vgg", preprocess="preprocess_cifar",
+                                             weights=WEIGHTS, dataset=cifar, shape=(len(cifar.x_test), 32, 32, 3),
+                                             key="vgg_accuracy")
+    assert accuracy >= threshold, accuracy_message("the VGG", accuracy, n, "CIFAR-10", threshold,
                                                    "Train longer, with BatchNormalization or data augmentation.", "preprocess_cifar")
 
 
@@ -156,18 +145,9 @@ def test_vgg_weights_accuracy(student, config, data_dir, metrics):
 @pytest.mark.calls("build_vgg")
 def test_vgg_retrain_accuracy(student, config, data_dir, metrics):
     threshold = float(config["thresholds"]["vgg_retrain_accuracy"])
-    model = student_model(student, "build_vgg")
-    cifar = load_cifar10(data_dir)
     recipe = training.VGG_RECIPE
-    began = time.monotonic()
-    try:
-        result = training.retrain(model, cifar, recipe)
-    except Exception as exc:
-        raise AssertionError(f"the grader could not train your VGG architecture from scratch "
-                             f"({type(exc).__name__}: {str(exc)[:300]})") from None
-    metrics["train_eval_seconds"] = round(time.monotonic() - began, 3)
-    metrics["vgg_retrain_accuracy"] = round(result.accuracy, 4)
-    metrics["vgg_retrain_cached"] = result.cached
+    model, result = retrained_accuracy(student, metrics, build="build_vgg", dataset=load_cifar10(data_dir), recipe=recipe,
+                                       key="vgg_retrain_accuracy", what="VGG")
     assert result.accuracy >= threshold, (
         f"trained from scratch by the grader (Adam, batch {recipe.batch_size}, {recipe.epochs} epochs of "
         f"{recipe.train_subset:,} CIFAR-10 images scaled to [0, 1]), your VGG architecture reaches "
