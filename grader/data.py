@@ -196,11 +196,6 @@ def _load_cached(name, fmt, paths, origin, _stamp_key) -> Dataset:
     return Dataset(name=name, source=source, digest=h.hexdigest()[:16], **checked)
 
 
-def clear_cache() -> None:
-    """Forget loaded datasets (for tests)."""
-    _load_cached.cache_clear()
-
-
 # ----------------------------------------------------------------------------------------------
 # readers
 

@@ -73,6 +73,11 @@ class Results:
         return cls.from_json(json.loads(Path(path).read_text()))
 
 
+def read_all(reports: Path, students: list[str]) -> list[Results]:
+    """The results of every student that has a results.json under reports, in the given order."""
+    return [Results.read(reports / s / "results.json") for s in students if (reports / s / "results.json").is_file()]
+
+
 def write_atomic(path: Path, text: str) -> None:
     """Write text to path so that readers see the old file or the whole new one, never a part."""
     path = Path(path)

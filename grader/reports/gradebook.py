@@ -6,7 +6,7 @@ import io
 from pathlib import Path
 
 from grader.assignment import Assignment
-from grader.results import Results, write_atomic
+from grader.results import Results, read_all, write_atomic
 
 
 def function_scores(results: Results, functions: tuple[str, ...]) -> dict[str, float]:
@@ -43,8 +43,6 @@ def render_gradebook(assignment: Assignment, all_results: list[Results]) -> str:
 
 def write_gradebook(assignment: Assignment, reports: Path, students: list[str]) -> Path:
     """Write REPORTS/gradebook.csv from the students' results.json files."""
-    all_results = [Results.read(reports / s / "results.json") for s in students
-                   if (reports / s / "results.json").is_file()]
     path = reports / "gradebook.csv"
-    write_atomic(path, render_gradebook(assignment, all_results))
+    write_atomic(path, render_gradebook(assignment, read_all(reports, students)))
     return path

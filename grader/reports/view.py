@@ -22,12 +22,6 @@ DIAGNOSIS = " Probably: "  # grader.checks appends the likely mistake after this
 _NOT_XML = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
-def load_results(reports: Path, students: list[str]) -> list[Results]:
-    """The results model of every student that has a results.json, in the given order."""
-    return [Results.read(reports / s / "results.json") for s in students
-            if (reports / s / "results.json").is_file()]
-
-
 def is_hidden(test: TestResult) -> bool:
     return test.visibility != "visible"
 
