@@ -330,3 +330,23 @@ def retrained_accuracy(student, metrics: dict, *, build: str, dataset, recipe, k
     metrics[key] = round(result.accuracy, 4)
     metrics[key.replace("_accuracy", "_cached")] = result.cached
     return model, result
+
+
+def check_output_shape(student, build: str, args: tuple, expected: tuple) -> None:
+    """The model built with these arguments has output shape expected."""
+    shape = model_output_shape(student_model(student, build, *args))
+    call = f"{build}({', '.join(map(repr, args))})"
+    assert shape == expected, (f"{call} has output shape {shape}; expected {expected}. Use the input_shape and "
+                               "num_classes arguments (keras.Input(shape=input_shape), Dense(num_classes))")
+
+
+def check_softmax_rows(student, build: str, x: np.ndarray) -> None:
+    """The default model's outputs for x are probabilities: non-negative rows summing to 1."""
+    probs = predict(student_model(student, build), x)
+    expected = (len(x), 10)
+    assert probs.shape == expected, (f"the model's output for {len(x)} images has shape {probs.shape}; "
+                                     f"expected {expected}")
+    sums = probs.sum(axis=1)
+    assert np.all(probs >= 0) and np.allclose(sums, 1.0, atol=1e-4), (
+        f"the output rows sum to {np.round(sums, 4).tolist()}, not 1: the last Dense layer needs "
+        "activation='softmax'")

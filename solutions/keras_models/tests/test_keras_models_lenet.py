@@ -5,9 +5,9 @@ import pytest
 from grader import training
 from grader.data import load_mnist
 from keras_models_support import (ACTIVATION_LAYERS, DROPOUT_LAYERS, LENET_PARAMS, LENET_SLIPS, LENET_TYPES,
-                                   accuracy_message, arrow, final_activation, flat_layers, frozen_report, kind,
-                                   lenet_expected_per_layer, model_output_shape, pair, predict, retrained_accuracy,
-                                   student_model, submitted_weights_accuracy)
+                                   accuracy_message, arrow, check_output_shape, check_softmax_rows, final_activation,
+                                   flat_layers, frozen_report, kind, lenet_expected_per_layer, pair,
+                                   retrained_accuracy, student_model, submitted_weights_accuracy)
 
 
 WEIGHTS = "lenet5.weights.h5"
@@ -23,25 +23,14 @@ SHAPE_CASES = [
 @pytest.mark.calls("build_lenet5")
 @pytest.mark.parametrize("args,expected", SHAPE_CASES)
 def test_lenet_output_shape(student, args, expected):
-    model = student_model(student, "build_lenet5", *args)
-    shape = model_output_shape(model)
-    call = f"build_lenet5({', '.join(map(repr, args))})"
-    assert shape == expected, (f"{call} has output shape {shape}; expected {expected}. Use the input_shape and "
-                               "num_classes arguments (keras.Input(shape=input_shape), Dense(num_classes))")
+    check_output_shape(student, "build_lenet5", args, expected)
 
 
 @pytest.mark.points(1)
 @pytest.mark.category("value")
 @pytest.mark.calls("build_lenet5")
 def test_lenet_softmax(student, rng):
-    model = student_model(student, "build_lenet5")
-    x = rng.random((4, 28, 28, 1), dtype=np.float32)
-    probs = predict(model, x)
-    assert probs.shape == (4, 10), f"the model's output for 4 images has shape {probs.shape}; expected (4, 10)"
-    sums = probs.sum(axis=1)
-    assert np.all(probs >= 0) and np.allclose(sums, 1.0, atol=1e-4), (
-        f"the output rows sum to {np.round(sums, 4).tolist()}, not 1: the last Dense layer needs "
-        "activation='softmax'")
+    check_softmax_rows(student, "build_lenet5", rng.random((4, 28, 28, 1), dtype=np.float32))
 
 
 @pytest.mark.points(2)

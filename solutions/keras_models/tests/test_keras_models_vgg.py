@@ -4,10 +4,10 @@ import pytest
 
 from grader import training
 from grader.data import load_cifar10
-from keras_models_support import (accuracy_message, arrow, conv_relu, final_activation, flat_layers,
-                                   frozen_report, input_shape, kind, model_output_shape, output_shape, pair,
-                                   predict, retrained_accuracy, spatial, student_model, vgg_blocks,
-                                   submitted_weights_accuracy)
+from keras_models_support import (accuracy_message, arrow, check_output_shape, check_softmax_rows, conv_relu,
+                                   final_activation, flat_layers, frozen_report, input_shape, kind, output_shape,
+                                   pair, retrained_accuracy, spatial, student_model, submitted_weights_accuracy,
+                                   vgg_blocks)
 
 
 WEIGHTS = "vgg.weights.h5"
@@ -24,25 +24,14 @@ SHAPE_CASES = [
 @pytest.mark.calls("build_vgg")
 @pytest.mark.parametrize("args,expected", SHAPE_CASES)
 def test_vgg_output_shape(student, args, expected):
-    model = student_model(student, "build_vgg", *args)
-    shape = model_output_shape(model)
-    call = f"build_vgg({', '.join(map(repr, args))})"
-    assert shape == expected, (f"{call} has output shape {shape}; expected {expected}. Use the input_shape and "
-                               "num_classes arguments (keras.Input(shape=input_shape), Dense(num_classes))")
+    check_output_shape(student, "build_vgg", args, expected)
 
 
 @pytest.mark.points(1)
 @pytest.mark.category("value")
 @pytest.mark.calls("build_vgg")
 def test_vgg_softmax(student, rng):
-    model = student_model(student, "build_vgg")
-    x = rng.random((4, 32, 32, 3), dtype=np.float32)
-    probs = predict(model, x)
-    assert probs.shape == (4, 10), f"the model's output for 4 images has shape {probs.shape}; expected (4, 10)"
-    sums = probs.sum(axis=1)
-    assert np.all(probs >= 0) and np.allclose(sums, 1.0, atol=1e-4), (
-        f"the output rows sum to {np.round(sums, 4).tolist()}, not 1: the last Dense layer needs "
-        "activation='softmax'")
+    check_softmax_rows(student, "build_vgg", rng.random((4, 32, 32, 3), dtype=np.float32))
 
 
 @pytest.mark.points(2)
