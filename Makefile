@@ -12,10 +12,11 @@ JOBS ?=
 SHARD ?=
 ARGS ?=
 
-.PHONY: help install test grade samples assignments lock bench solution-weights calibrate
+.PHONY: help install lint test grade samples assignments lock bench solution-weights calibrate
 
 help:
 	@echo "make install                 create $(VENV) with the pinned packages"
+	@echo "make lint                    ruff (lint, import order) and mypy (types) on the grader"
 	@echo "make test                    run the grader's own test suite"
 	@echo "make grade ASSIGNMENT=cnn_layers SUBMISSIONS=dir REPORTS=dir [JOBS=n]"
 	@echo "                             grade a folder of submissions (no SUBMISSIONS: the bundled samples)"
@@ -25,7 +26,7 @@ help:
 	@echo "                             write the GitHub Classroom template repository to build/classroom/x"
 	@echo "make grade ... SHARD=i/N     grade a deterministic 1/N of the submissions"
 	@echo "make calibrate ASSIGNMENT=x  grade the solution and propose thresholds with a margin"
-	@echo "make solution-weights        retrain the committed solution weights of keras_models (~13 min)"
+	@echo "make solution-weights [ASSIGNMENT=keras_models]  retrain the committed solution weights (~13 min)"
 	@echo "make bench [COUNT=20]        time grading a realistic mix at JOBS=1 and JOBS=2; writes bench.json"
 
 install: $(VENV)/.installed
@@ -33,7 +34,12 @@ install: $(VENV)/.installed
 $(VENV)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
+
+lint: install
+	$(VENV)/bin/ruff check grader tests solutions
+	$(VENV)/bin/mypy
 
 test: install
 	$(PY) -m pytest -q $(ARGS)
@@ -57,10 +63,10 @@ calibrate: install
 	$(PY) -m grader calibrate $(ASSIGNMENT) $(ARGS)
 
 solution-weights: install
-	$(PY) -m grader.training solutions/keras_models
+	$(PY) -m grader solution-weights $(if $(filter cnn_layers,$(ASSIGNMENT)),keras_models,$(ASSIGNMENT))
 
 bench: install
-	$(PY) -m grader.bench --count $(COUNT) $(ARGS)
+	$(PY) -m grader bench --count $(COUNT) $(ARGS)
 
 assignments: install
 	$(PY) -m grader generate
@@ -76,7 +82,7 @@ GRADER_REPO ?=
 GRADER_REF ?= main
 
 gradescope: install
-	$(PY) -m grader.platforms.gradescope build $(ASSIGNMENT) --out build/gradescope/$(notdir $(abspath $(ASSIGNMENT)))/autograder.zip
+	$(PY) -m grader gradescope build $(ASSIGNMENT) --out build/gradescope/$(notdir $(abspath $(ASSIGNMENT)))/autograder.zip
 
 classroom-template: install
-	$(PY) -m grader.platforms.classroom template $(ASSIGNMENT) --out build/classroom/$(notdir $(abspath $(ASSIGNMENT))) $(if $(GRADER_REPO),--grader-repo $(GRADER_REPO)) --grader-ref $(GRADER_REF)
+	$(PY) -m grader classroom template $(ASSIGNMENT) --out build/classroom/$(notdir $(abspath $(ASSIGNMENT))) $(if $(GRADER_REPO),--grader-repo $(GRADER_REPO)) --grader-ref $(GRADER_REF)

@@ -23,9 +23,9 @@ from pathlib import Path
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from grader.assignment import PROJECT_ROOT, Assignment, load_assignment, tree_digest
-from grader.results import Results, write_atomic
-from grader.submissions import Submission, discover
+from grader.config import PROJECT_ROOT, Assignment, load_assignment, tree_digest
+from grader.ingest.submissions import Submission, discover
+from grader.results import Results, SubmissionMeta, write_atomic
 
 RUN_FILE = ".grader-run.json"
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE = 1, 4
@@ -40,6 +40,7 @@ class BatchOptions:
     seed: int | None = None
     data_dir: str | None = None
     progress: bool = True
+    sandbox: str = "strict"
 
 
 def run_seed(reports: Path, seed: int | None) -> int:
@@ -62,7 +63,7 @@ def fingerprint(submission: Submission, grader_digest: str, assignment_digest: s
 def is_current(path: Path, print_: str) -> bool:
     """True if results.json exists, parses, and carries this fingerprint."""
     try:
-        return json.loads(path.read_text())["extra_data"]["fingerprint"] == print_
+        return bool(json.loads(path.read_text())["extra_data"]["fingerprint"] == print_)
     except (OSError, ValueError, KeyError, TypeError):
         return False
 
@@ -82,7 +83,7 @@ def grade_to_file(assignment_folder: str, submission: Submission, out: str, seed
     assignment = load_assignment(assignment_folder)
     try:
         results = grade_submission(assignment, submission, seed=seed, data_dir=data_dir, hidden_paths=hidden_paths)
-        results.extra_data["fingerprint"] = print_
+        results.meta.fingerprint = print_
     except Exception:
         results = grader_failure(submission, traceback.format_exc())
     results.write(Path(out))
@@ -94,14 +95,14 @@ def grader_failure(submission: Submission, detail: str) -> Results:
     return Results(score=0.0, max_score=0.0, tests=[],
                    output="The grader failed on this submission; your instructor has been told. "
                           "It will be graded again.",
-                   extra_data={"student": submission.student, "grader_error": detail[-4000:]})
+                   meta=SubmissionMeta(student=submission.student, grader_error=detail[-4000:]))
 
 
 def summary_of(results: Results) -> dict:
     """The few numbers the batch summary needs."""
     return {"student": results.student, "score": results.score, "max_score": results.max_score,
-            "seconds": results.execution_time, "error": results.extra_data.get("problem")
-            or ("grader error" if results.extra_data.get("grader_error") else "")}
+            "seconds": results.execution_time, "error": results.meta.problem
+            or ("grader error" if results.meta.grader_error else "")}
 
 
 def _progress(enabled: bool) -> Progress:

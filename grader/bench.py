@@ -1,6 +1,6 @@
 """Benchmark: grade a realistic mix of submissions and print where the time goes.
 
-    python -m grader.bench [--assignments cnn_layers keras_models] [--count 20] [--jobs 1 2]
+    python -m grader bench [--assignments cnn_layers keras_models] [--count 20] [--jobs 1 2]
 
 For each assignment it builds `count` submissions, a third each correct (the solution), buggy (the
 seeded bugs) and hostile (huge output, monkeypatched NumPy, a hanging function, a process that
@@ -11,7 +11,6 @@ part of the test suite.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -23,8 +22,8 @@ from pathlib import Path
 
 import nbformat
 
-from grader import notebooks
-from grader.assignment import PROJECT_ROOT, Assignment, load_assignment
+from grader.authoring import notebooks
+from grader.config import PROJECT_ROOT, Assignment, load_assignment
 from grader.reports import render_reports
 from grader.results import Results
 
@@ -50,7 +49,7 @@ def _hostile(assignment: Assignment, master, kind: str):
 def build_mix(assignment: Assignment, count: int, out: Path) -> None:
     """Write count submissions: correct, buggy and hostile in equal parts."""
     master = notebooks.read(assignment.master)
-    files = list(assignment.config.get("submission_files", []))
+    files = list(assignment.submission_files)
     mutants = notebooks.load_mutants(assignment)
     hostile = ["huge_output", "monkeypatch", "hangs", "exits", "corrupt"]
     for i in range(count):
@@ -59,9 +58,7 @@ def build_mix(assignment: Assignment, count: int, out: Path) -> None:
         if kind == 0 or (kind == 1 and not mutants):
             notebooks.write_submission(folder, assignment, notebooks.solution(master), files)
         elif kind == 1:
-            mutant = mutants[(i // 3) % len(mutants)]
-            notebooks.write_submission(folder, assignment, notebooks.mutate(master, mutant.replace),
-                                       [f for f in files if f not in mutant.drop_files])
+            notebooks.write_mutant(folder, assignment, master, mutants[(i // 3) % len(mutants)])
         else:
             variant = hostile[(i // 3) % len(hostile)]
             if variant == "corrupt":
@@ -87,14 +84,14 @@ def measure(assignment: Assignment, submissions: Path, jobs: int, cache: Path) -
     wall = time.monotonic() - began
     results = [Results.read(p) for p in sorted(reports.glob("*/results.json"))]
     seconds = [r.execution_time for r in results]
-    phases = {phase: statistics.mean(r.extra_data.get("timings", {}).get(phase, 0.0) for r in results)
+    phases = {phase: statistics.mean(r.meta.timings.get(phase, 0.0) for r in results)
               for phase in PHASES}
     began = time.monotonic()
     render_reports(assignment, reports, [r.student for r in results])
     phases["reports"] = (time.monotonic() - began) / len(results)
     cached = [hit for r in results for t in r.tests
-              for key, hit in t.extra_data.get("metrics", {}).items() if key.endswith("retrain_cached")]
-    memory = [r.extra_data.get("peak_rss_mb", {}) for r in results]
+              for key, hit in t.metrics.items() if key.endswith("retrain_cached")]
+    memory = [r.meta.peak_rss_mb for r in results]
     return {
         "assignment": assignment.name, "jobs": jobs, "submissions": len(results), "wall_seconds": round(wall, 2),
         "median_seconds": round(statistics.median(seconds), 3), "p95_seconds": round(_percentile(seconds, 0.95), 3),
@@ -118,27 +115,15 @@ def _print(figures: dict) -> None:
              else ""))
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the benchmark and write bench.json."""
-    parser = argparse.ArgumentParser(prog="python -m grader.bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--assignments", nargs="+", default=["cnn_layers", "keras_models"])
-    parser.add_argument("--count", type=int, default=20, help="submissions per assignment")
-    parser.add_argument("--jobs", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--out", default="bench.json")
-    args = parser.parse_args(argv)
+def run_bench(assignments: list[str], count: int, jobs_values: list[int], out: Path) -> list[dict]:
+    """Build the mix per assignment, grade it once per worker count, print and write the figures."""
     figures = []
-    for name in args.assignments:
+    for name in assignments:
         assignment = load_assignment(name)
         root = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
-        build_mix(assignment, args.count, root / "submissions")
-        cache = root / "cache"
-        for jobs in args.jobs:
-            figures.append(measure(assignment, root / "submissions", jobs, cache))
+        build_mix(assignment, count, root / "submissions")
+        for jobs in jobs_values:
+            figures.append(measure(assignment, root / "submissions", jobs, root / "cache"))
             _print(figures[-1])
-    Path(args.out).write_text(json.dumps(figures, indent=2) + "\n")
-    print(f"wrote {args.out}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    out.write_text(json.dumps(figures, indent=2) + "\n")
+    return figures

@@ -1,19 +1,34 @@
-"""Command line: python -m grader {grade,generate,samples} ..."""
+"""The one command line: `python -m grader <command>` (or `grader <command>` once installed).
+
+Every subcommand lives here. Library code raises typed errors (grader.errors); only this module
+turns them into exit codes and one-line messages.
+"""
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import time
 from pathlib import Path
 
-from grader.assignment import SOLUTIONS_DIR, load_assignment
+from grader.config import SOLUTIONS_DIR, load_assignment
+from grader.errors import GraderUsageError
+
+log = logging.getLogger("grader")
+
+EXIT_USAGE = 2
 
 
-def _grade(args) -> int:
+def _print_written(written: dict[str, str]) -> None:
+    for report, where in written.items():
+        print(f"{report + ':':<11}{where}")
+
+
+def _grade(args: argparse.Namespace) -> int:
     from grader.batch import BatchOptions, grade_batch, summary_line
+    from grader.ingest.submissions import discover, select_shard
     from grader.reports import render_reports
-    from grader.submissions import discover, select_shard
     assignment = load_assignment(args.assignment)
     reports = Path(args.reports or f"reports/{assignment.name}")
     submissions = discover(Path(args.submissions), assignment.notebook)
@@ -22,16 +37,15 @@ def _grade(args) -> int:
     began = time.monotonic()
     summaries = grade_batch(assignment, Path(args.submissions), BatchOptions(
         reports=reports, jobs=args.jobs, force=args.force, seed=args.seed, data_dir=args.data_dir,
-        progress=not args.quiet), submissions)
+        progress=not args.quiet, sandbox=args.sandbox), submissions)
     written = render_reports(assignment, reports, [s.student for s in submissions])
     print(summary_line(summaries, time.monotonic() - began))
-    for report, where in written.items():
-        print(f"{report + ':':<11}{where}")
+    _print_written(written)
     return 1 if "render errors" in written else 0
 
 
-def _generate(args) -> int:
-    from grader.notebooks import generate_starter, starter_is_current
+def _generate(args: argparse.Namespace) -> int:
+    from grader.authoring.notebooks import generate_starter, starter_is_current
     names = args.assignments or sorted(p.parent.name for p in SOLUTIONS_DIR.glob("*/assignment.toml"))
     stale = []
     for name in names:
@@ -47,33 +61,34 @@ def _generate(args) -> int:
     return 0
 
 
-def _samples(args) -> int:
-    from grader.notebooks import write_samples
+def _samples(args: argparse.Namespace) -> int:
+    from grader.authoring.notebooks import write_samples
     written = write_samples(load_assignment(args.assignment), Path(args.out))
     print(f"wrote {len(written)} sample submissions to {args.out}")
     return 0
 
 
-def _calibrate(args) -> int:
+def _calibrate(args: argparse.Namespace) -> int:
     import tempfile
 
+    from grader.authoring.notebooks import read, solution, write_submission
     from grader.batch import BatchOptions, grade_batch
-    from grader.notebooks import read, solution, write_submission
     from grader.results import Results
     assignment = load_assignment(args.assignment)
     root = Path(tempfile.mkdtemp(prefix="grader-calibrate-"))
     write_submission(root / "submissions" / "solution", assignment, solution(read(assignment.master)),
-                     list(assignment.config.get("submission_files", [])))
+                     list(assignment.submission_files))
     grade_batch(assignment, root / "submissions", BatchOptions(reports=root / "reports", jobs=1, seed=args.seed,
                                                                data_dir=args.data_dir, progress=False))
     results = Results.read(root / "reports" / "solution" / "results.json")
-    measured = {k: v for t in results.tests for k, v in t.extra_data.get("metrics", {}).items()}
+    measured = {k: v for t in results.tests for k, v in t.metrics.items()}
     print(f"solution: {results.score:g}/{results.max_score:g}")
     print(f"{'threshold':<26}{'current':>10}{'solution':>10}{'proposed':>10}")
     for name, current in assignment.thresholds.items():
-        if isinstance(measured.get(name), (int, float)):
-            proposed = max(0.0, int((measured[name] - args.margin) * 100) / 100)
-            print(f"{name:<26}{current:>10g}{measured[name]:>10.4f}{proposed:>10.2f}")
+        value = measured.get(name)
+        if isinstance(value, (int, float)):
+            proposed = max(0.0, int((value - args.margin) * 100) / 100)
+            print(f"{name:<26}{current:>10g}{value:>10.4f}{proposed:>10.2f}")
         else:
             print(f"{name:<26}{current:>10g}{'-':>10}{'-':>10}")
     print("proposed = the solution's figure minus the margin, rounded down; edit [thresholds] in "
@@ -81,77 +96,182 @@ def _calibrate(args) -> int:
     return 0
 
 
-def _merge(args) -> int:
+def _merge(args: argparse.Namespace) -> int:
     from grader.merge import merge_reports
     from grader.reports import render_reports
     out = Path(args.out)
     assignment, students = merge_reports([Path(p) for p in args.reports], out)
     written = render_reports(assignment, out, students)
     print(f"merged {len(students)} students from {len(args.reports)} shards")
-    for report, where in written.items():
-        print(f"{report + ':':<11}{where}")
+    _print_written(written)
     return 1 if "render errors" in written else 0
 
 
-def _similarity(args) -> int:
-    from grader.similarity import similarity_report
+def _similarity(args: argparse.Namespace) -> int:
+    from grader.reports.similarity import similarity_report
     out = Path(args.out)
     pairs = similarity_report(load_assignment(args.assignment), Path(args.submissions), out, args.threshold)
     print(f"{len(pairs)} pairs at or above {args.threshold:g}: {out / 'similarity.html'}, {out / 'similarity.csv'}")
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser for every subcommand."""
-    parser = argparse.ArgumentParser(prog="python -m grader", description="Autograder for the CNN course.")
-    commands = parser.add_subparsers(dest="command", required=True)
+def _bench(args: argparse.Namespace) -> int:
+    from grader.bench import run_bench
+    run_bench(args.assignments, args.count, args.jobs, Path(args.out))
+    print(f"wrote {args.out}")
+    return 0
 
-    grade = commands.add_parser("grade", help="grade a folder of submissions",
-                                description="Grade every submission in SUBMISSIONS: a folder per student, "
-                                "bare <student>.ipynb files, or `gh classroom clone student-repos` folders.")
+
+def _solution_weights(args: argparse.Namespace) -> int:
+    from grader.course.training import train_solution_weights
+    train_solution_weights(load_assignment(args.assignment), args.data_dir)
+    return 0
+
+
+def _gradescope(args: argparse.Namespace) -> int:
+    from grader.platforms import gradescope
+    if args.action == "build":
+        assignment = load_assignment(args.assignment)
+        out = gradescope.build(assignment, Path(args.out or f"build/gradescope/{assignment.name}/autograder.zip"))
+        print(f"wrote {out}: upload it as the autograder of a Gradescope programming assignment")
+        return 0
+    if not args.submission or not args.results:
+        raise GraderUsageError("gradescope run needs --submission and --results")
+    return gradescope.run(args.assignment, Path(args.submission), Path(args.results),
+                          Path(args.metadata) if args.metadata else None,
+                          Path(args.reports) if args.reports else None)
+
+
+def _classroom(args: argparse.Namespace) -> int:
+    from grader.platforms import classroom
+    if args.action == "template":
+        assignment = load_assignment(args.assignment)
+        out = Path(args.out or f"build/classroom/{assignment.name}")
+        classroom.template(assignment, out, args.grader_repo, args.grader_ref)
+        print(f"wrote the GitHub Classroom template repository for {assignment.name} to {out}")
+        if not args.grader_repo and not classroom.default_grader_repo():
+            log.warning("no GRADER_REPO given and no GitHub remote found; the workflow installs the grader "
+                        "from YOUR-ORG/cnn-autograder: rerun with GRADER_REPO=owner/name")
+        return 0
+    classroom.grade(args.assignment, Path(args.repo), Path(args.out or classroom.OUT), args.student)
+    return 0
+
+
+def _add_data_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", help="folder holding the datasets, looked at before $GRADER_DATA_DIR, "
+                        "the Keras cache and a download (default: none)")
+
+
+def _add_grade_parser(commands: argparse._SubParsersAction) -> None:
+    grade = commands.add_parser(
+        "grade", help="grade a folder of submissions", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Grade every submission in SUBMISSIONS: a folder per student, bare <student>.ipynb files, "
+                    "or `gh classroom clone student-repos` folders. Finished results are kept: rerunning the "
+                    "same command grades only what changed.")
     grade.add_argument("assignment", help="assignment name (a folder of solutions/) or path to an assignment folder")
     grade.add_argument("submissions", help="folder of submissions")
     grade.add_argument("--reports", help="output folder (default: reports/<assignment>)")
-    grade.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="parallel workers (default: cores)")
+    grade.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="parallel workers")
     grade.add_argument("--force", action="store_true", help="regrade even unchanged submissions")
     grade.add_argument("--seed", type=int, help="seed for randomized test cases (default: kept per reports folder)")
-    grade.add_argument("--data-dir", help="folder holding the datasets (before $GRADER_DATA_DIR)")
+    _add_data_dir(grade)
     grade.add_argument("--quiet", action="store_true", help="no progress bar")
     grade.add_argument("--shard", help="grade only shard i/N of the submissions (e.g. 2/4), for parallel machines")
+    grade.add_argument("--sandbox", choices=("strict", "best-effort"), default="strict",
+                       help="strict refuses to grade where an essential sandbox layer cannot be applied; "
+                            "best-effort grades anyway and marks every result as graded under a weak sandbox")
     grade.set_defaults(run=_grade)
 
-    generate = commands.add_parser("generate", help="write the starter notebooks in assignments/ from the masters")
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for every subcommand."""
+    parser = argparse.ArgumentParser(prog="python -m grader", description="Autograder for the CNN course.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what the grader does behind your back")
+    commands = parser.add_subparsers(dest="command", required=True)
+    defaults = argparse.ArgumentDefaultsHelpFormatter
+    _add_grade_parser(commands)
+
+    generate = commands.add_parser("generate", help="write the starter notebooks in assignments/ from the masters",
+                                   formatter_class=defaults)
     generate.add_argument("assignments", nargs="*", help="assignment names (default: all)")
     generate.add_argument("--check", action="store_true", help="only check that the starters are up to date")
     generate.set_defaults(run=_generate)
 
-    samples = commands.add_parser("samples", help="write sample submissions: solution, starter, seeded bugs")
-    samples.add_argument("assignment")
-    samples.add_argument("out")
+    samples = commands.add_parser("samples", help="write sample submissions: solution, starter, seeded bugs",
+                                  formatter_class=defaults)
+    samples.add_argument("assignment", help="assignment name or folder")
+    samples.add_argument("out", help="folder to write (replaced)")
     samples.set_defaults(run=_samples)
 
-    calibrate = commands.add_parser("calibrate", help="grade the solution and propose thresholds with a margin")
-    calibrate.add_argument("assignment")
-    calibrate.add_argument("--margin", type=float, default=0.02, help="how far below the solution (default 0.02)")
-    calibrate.add_argument("--seed", type=int, default=0)
-    calibrate.add_argument("--data-dir", help="folder holding the datasets (before $GRADER_DATA_DIR)")
+    calibrate = commands.add_parser("calibrate", help="grade the solution and propose thresholds with a margin",
+                                    formatter_class=defaults)
+    calibrate.add_argument("assignment", help="assignment name or folder")
+    calibrate.add_argument("--margin", type=float, default=0.02, help="how far below the solution")
+    calibrate.add_argument("--seed", type=int, default=0, help="seed for randomized test cases")
+    _add_data_dir(calibrate)
     calibrate.set_defaults(run=_calibrate)
 
-    merge = commands.add_parser("merge", help="merge the reports of shards into one gradebook")
+    merge = commands.add_parser("merge", help="merge the reports of shards into one gradebook",
+                                formatter_class=defaults)
     merge.add_argument("reports", nargs="+", help="the shards' reports folders")
     merge.add_argument("--out", required=True, help="the merged reports folder")
     merge.set_defaults(run=_merge)
 
-    similarity = commands.add_parser("similarity", help="find pairs of students with suspiciously alike code")
-    similarity.add_argument("assignment")
-    similarity.add_argument("submissions")
+    similarity = commands.add_parser("similarity", help="find pairs of students with suspiciously alike code",
+                                     formatter_class=defaults)
+    similarity.add_argument("assignment", help="assignment name or folder")
+    similarity.add_argument("submissions", help="folder of submissions")
     similarity.add_argument("--out", default="reports/similarity", help="output folder")
     similarity.add_argument("--threshold", type=float, default=0.8, help="flag pairs at or above this (0..1)")
     similarity.set_defaults(run=_similarity)
+
+    bench = commands.add_parser("bench", help="time grading a realistic mix of submissions; write bench.json",
+                                formatter_class=defaults)
+    bench.add_argument("--assignments", nargs="+", default=["cnn_layers", "keras_models"], help="assignments")
+    bench.add_argument("--count", type=int, default=20, help="submissions per assignment")
+    bench.add_argument("--jobs", type=int, nargs="+", default=[1, 2], help="worker counts to measure")
+    bench.add_argument("--out", default="bench.json", help="where to write the figures")
+    bench.set_defaults(run=_bench)
+
+    weights = commands.add_parser("solution-weights", help="execute a master notebook to retrain its solution "
+                                  "weights", formatter_class=defaults)
+    weights.add_argument("assignment", help="assignment name or folder")
+    _add_data_dir(weights)
+    weights.set_defaults(run=_solution_weights)
+
+    gradescope = commands.add_parser("gradescope", help="build the Gradescope autograder.zip, or grade one "
+                                     "submission as run_autograder does", formatter_class=defaults)
+    gradescope.add_argument("action", choices=("build", "run"), help="build the zip, or run (inside Gradescope)")
+    gradescope.add_argument("assignment", help="assignment name or folder")
+    gradescope.add_argument("--out", help="zip to write (build; default: build/gradescope/<name>/autograder.zip)")
+    gradescope.add_argument("--submission", help="the submission folder (run)")
+    gradescope.add_argument("--results", help="results.json to write (run)")
+    gradescope.add_argument("--metadata", help="submission_metadata.json, if any (run)")
+    gradescope.add_argument("--reports", help="keep the full reports here (run; default: a temporary folder)")
+    gradescope.set_defaults(run=_gradescope)
+
+    classroom = commands.add_parser("classroom", help="write the GitHub Classroom template repository, or grade "
+                                    "a student's repository as its workflow does", formatter_class=defaults)
+    classroom.add_argument("action", choices=("template", "grade"), help="write the template, or grade (in Actions)")
+    classroom.add_argument("assignment", help="assignment name or folder")
+    classroom.add_argument("--out", help="template: folder to write (default: build/classroom/<name>); "
+                           "grade: output folder (default: .autograder)")
+    classroom.add_argument("--grader-repo", default="", help="template: owner/name of the repository holding the "
+                           "grader (default: this repository's GitHub remote)")
+    classroom.add_argument("--grader-ref", default="main", help="template: branch or tag of the grader to install")
+    classroom.add_argument("--repo", default=".", help="grade: the student's repository")
+    classroom.add_argument("--student", help="grade: student name (default: the repository folder's name)")
+    classroom.set_defaults(run=_classroom)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of `python -m grader`."""
+    """Entry point of `python -m grader`: run one subcommand; typed errors become one line and exit code 2."""
     args = build_parser().parse_args(argv)
-    return args.run(args)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.run(args))
+    except GraderUsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE

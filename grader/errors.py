@@ -1,4 +1,26 @@
-"""Exceptions shared by the grader's modules."""
+"""The grader's exception taxonomy. Library code raises these; only grader.cli turns them into exit codes."""
+
+
+class GraderUsageError(Exception):
+    """Base of the errors a user of the grader (instructor, TA, CI) must fix; the CLI prints the message."""
+
+
+class ConfigError(GraderUsageError):
+    """An assignment.toml (or another input of the grader's own) is missing or invalid."""
+
+
+class TestSuiteError(GraderUsageError):
+    """An assignment's hidden tests cannot run: collection failed, markers are missing or wrong."""
+
+    __test__ = False  # not a pytest test class
+
+
+class SubmissionsError(GraderUsageError):
+    """The submissions to grade cannot be found or selected (no folder, no notebook, bad --shard)."""
+
+
+class SandboxError(GraderUsageError):
+    """The sandbox cannot be applied as strictly as asked (e.g. --sandbox strict on a machine without a layer)."""
 
 
 class StudentError(AssertionError):

@@ -7,14 +7,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from grader import forbidden
-from grader.assignment import PROJECT_ROOT, Assignment
+from grader.config import PROJECT_ROOT, Assignment
 from grader.errors import IngestError
-from grader.hidden_tests import GradingPlugin, Outcome, run_hidden_tests
-from grader.ingest import keep_definitions, read_notebook
-from grader.results import Results, TestResult
-from grader.student_process import StudentSession
-from grader.submissions import Submission
+from grader.ingest.notebook import keep_definitions, read_notebook
+from grader.ingest.submissions import Submission
+from grader.results import Results, SubmissionMeta, TestResult
+from grader.sandbox import static_scan
+from grader.sandbox.process import StudentSession
+from grader.testing.plugin import GradingPlugin, Outcome, run_hidden_tests
 
 MAX_SUBMISSION_BYTES = 512 << 20
 
@@ -33,18 +33,14 @@ def copy_files(submission: Submission, target: Path) -> None:
 
 
 def _test_result(outcome: Outcome, assignment: Assignment) -> TestResult:
-    score = outcome.points if outcome.passed else round(outcome.points * outcome.credit, 6)
-    extra = {"duration": round(outcome.duration, 4)}
-    if outcome.grader_error:
-        extra["grader_error"] = outcome.grader_error
-    if outcome.metrics:
-        extra["metrics"] = outcome.metrics
+    points = outcome.markers.points
     return TestResult(
-        name=outcome.name, score=score, max_score=outcome.points,
-        status="passed" if outcome.passed else "failed",
-        output="" if outcome.passed else outcome.message,
-        visibility=assignment.hidden_visibility if outcome.hidden else "visible",
-        tags=[*outcome.calls, outcome.category], extra_data=extra)
+        name=outcome.name, score=points if outcome.passed else round(points * outcome.credit, 6),
+        max_score=points, passed=outcome.passed, functions=outcome.markers.calls,
+        category=outcome.markers.category,
+        visibility=assignment.hidden_visibility if outcome.markers.hidden else "visible",
+        message="" if outcome.passed else outcome.message, diagnosis="" if outcome.passed else outcome.diagnosis,
+        duration=outcome.duration, metrics=outcome.metrics, grader_error=outcome.grader_error)
 
 
 def _student_output(results: list[TestResult], session: StudentSession, problem: str, notes: list[str]) -> str:
@@ -89,30 +85,26 @@ def grade_submission(assignment: Assignment, submission: Submission, *, seed: in
             forbidden_modules=assignment.forbidden_modules,
             unavailable=f"your notebook could not be graded: {problem}" if problem else "")
         plugin = GradingPlugin(assignment, session, files=files, workdir=workdir, seed=seed, data_dir=data_dir,
-                               static_forbidden=forbidden.scan(cells, assignment.forbidden_modules))
+                               static_forbidden=static_scan.scan(cells, assignment.forbidden_modules))
         try:
             outcomes = run_hidden_tests(plugin)
         finally:
             session.close()
         began_results = time.monotonic()
         tests = [_test_result(o, assignment) for o in outcomes]
-        results = Results(
-            score=round(sum(t.score for t in tests), 6), max_score=sum(t.max_score for t in tests),
-            output=_student_output(tests, session, problem, notes), tests=tests,
-            extra_data={
-                "student": submission.student,
-                "notebook": str(submission.notebook) if submission.notebook else None,
-                "assignment": assignment.ref, "seed": seed, "problem": problem,
-                "cells": [vars(log) for log in sorted(session.cell_logs.values(), key=lambda log: log.number)],
-                "isolation": session.isolation, "restarts": session.restarts,
-            })
+        meta = SubmissionMeta(
+            student=submission.student, assignment=assignment.ref, seed=seed, problem=problem,
+            notebook=str(submission.notebook) if submission.notebook else None,
+            cells=sorted(session.cell_logs.values(), key=lambda log: log.number),
+            isolation=session.isolation, restarts=session.restarts)
         timings.update(session.timings)
-        timings["train_eval"] = sum(o.metrics.get("train_eval_seconds", 0.0) for o in outcomes)
+        timings["train_eval"] = sum(float(o.metrics.get("train_eval_seconds", 0.0)) for o in outcomes)
         timings["results"] = time.monotonic() - began_results
-        results.execution_time = round(time.monotonic() - began, 3)
-        results.extra_data["timings"] = {k: round(v, 4) for k, v in timings.items()}
-        results.extra_data["peak_rss_mb"] = {"grader": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                                             "student": session.peak_memory_mb}
-        return results
+        meta.timings = {k: round(v, 4) for k, v in timings.items()}
+        meta.peak_rss_mb = {"grader": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                            "student": session.peak_memory_mb}
+        return Results(score=round(sum(t.score for t in tests), 6), max_score=sum(t.max_score for t in tests),
+                       output=_student_output(tests, session, problem, notes), tests=tests, meta=meta,
+                       execution_time=round(time.monotonic() - began, 3))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

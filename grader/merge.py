@@ -4,7 +4,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from grader.assignment import Assignment, load_assignment
+from grader.config import Assignment, load_assignment
+from grader.errors import SubmissionsError
 from grader.results import Results
 
 
@@ -18,14 +19,14 @@ def merge_reports(shards: list[Path], out: Path) -> tuple[Assignment, list[str]]
         for results_file in sorted(Path(shard).glob("*/results.json")):
             student = results_file.parent.name
             if student in owner:
-                raise SystemExit(f"{student} was graded in both {owner[student]} and {shard}")
+                raise SubmissionsError(f"{student} was graded in both {owner[student]} and {shard}")
             owner[student] = Path(shard)
     if not owner:
-        raise SystemExit("no results.json found in " + ", ".join(map(str, shards)))
-    refs = {Results.read(shard / student / "results.json").extra_data.get("assignment")
+        raise SubmissionsError("no results.json found in " + ", ".join(map(str, shards)))
+    refs = {Results.read(shard / student / "results.json").meta.assignment
             for student, shard in owner.items()}
     if len(refs) != 1:
-        raise SystemExit(f"the shards graded different assignments: {sorted(map(str, refs))}")
+        raise SubmissionsError(f"the shards graded different assignments: {sorted(map(str, refs))}")
     out.mkdir(parents=True, exist_ok=True)
     for student, shard in owner.items():
         if (shard / student).resolve() != (out / student).resolve():

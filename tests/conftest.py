@@ -10,8 +10,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from grader import notebooks
-from grader.assignment import PROJECT_ROOT, load_assignment
+from grader.authoring import notebooks
+from grader.config import PROJECT_ROOT, load_assignment
 
 TOY = Path(__file__).parent / "fixtures" / "toy"
 collect_ignore = ["fixtures"]  # assignments used as test data, graded by the grader itself

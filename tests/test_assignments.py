@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from grader.assignment import SOLUTIONS_DIR, load_assignment
-from grader.notebooks import load_mutants, starter_is_current, write_samples
+from grader.authoring.notebooks import load_mutants, starter_is_current, write_samples
+from grader.config import SOLUTIONS_DIR, load_assignment
 from tests.conftest import run_grader
 
 ASSIGNMENTS = sorted(p.parent.name for p in SOLUTIONS_DIR.glob("*/assignment.toml"))

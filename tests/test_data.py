@@ -1,4 +1,4 @@
-"""grader.data: resolution order, every accepted format, and clear errors. Tiny generated files."""
+"""grader.course.datasets: resolution order, every accepted format, and clear errors. Tiny generated files."""
 
 import gzip
 import os
@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from grader.data import DatasetError, load_cifar10, load_mnist, resolve_source
+from grader.course.datasets import DatasetError, load_cifar10, load_mnist, resolve_source
 
 SHARED = Path(os.environ.get("GRADER_DATA_DIR") or Path(__file__).resolve().parents[2] / "shared" / "datasets")
 
@@ -241,7 +241,7 @@ def test_cifar_pickle_channel_layout(clean_env):
 
 def test_cifar_20000_and_50000_train_sets_accepted():
     # only consistency is checked, not a fixed size (checked in memory: no 150 MB temp files)
-    from grader.data import _check
+    from grader.course.datasets import _check
     for n in (20000, 50000):
         arrays = dict(x_train=np.broadcast_to(np.uint8(1), (n, 32, 32, 3)), y_train=np.zeros((n, 1), np.uint8),
                       x_test=np.zeros((2, 32, 32, 3), np.uint8), y_test=np.zeros(2, np.uint8))
@@ -321,7 +321,7 @@ def test_bad_cifar_batch_rejected(clean_env):
 
 def test_no_tensorflow_import(clean_env):
     write_npz(clean_env / "m", "mnist.npz", _mnist_arrays())
-    code = ("import sys; from grader.data import load_mnist; load_mnist(sys.argv[1]); "
+    code = ("import sys; from grader.course.datasets import load_mnist; load_mnist(sys.argv[1]); "
             "bad = [m for m in ('tensorflow', 'keras') if m in sys.modules]; assert not bad, bad")
     root = Path(__file__).resolve().parents[1]
     env = dict(os.environ, PYTHONPATH=str(root))

@@ -10,7 +10,7 @@ import uuid
 import nbformat
 import pytest
 
-from grader import notebooks
+from grader.authoring import notebooks
 from tests.conftest import TOY, read_results, run_grader, toy_notebook, write_student
 
 PWNED = f"/tmp/grader-shell-escape-{uuid.uuid4().hex}"

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from grader.assignment import PROJECT_ROOT
+from grader.config import PROJECT_ROOT
 from tests.conftest import TOY, run_grader, toy_notebook, write_student
 
 STUDENTS = [f"student{i:02d}" for i in range(10)]

@@ -2,10 +2,10 @@
 import nbformat
 import pytest
 
-from grader import notebooks
+from grader.authoring import notebooks
 from grader.errors import IngestError
-from grader.ingest import keep_definitions, read_notebook, to_python
-from grader.submissions import discover
+from grader.ingest.notebook import keep_definitions, read_notebook, to_python
+from grader.ingest.submissions import discover
 from tests.conftest import TOY, toy_notebook
 
 

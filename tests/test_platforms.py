@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from grader import notebooks
-from grader.assignment import PROJECT_ROOT, load_assignment
+from grader.authoring import notebooks
+from grader.config import PROJECT_ROOT, load_assignment
 from grader.platforms import classroom, gradescope
 from grader.results import Results
 from tests.conftest import TOY, toy_notebook
@@ -130,7 +130,7 @@ def test_workflow_parses_and_names_its_steps(template):
     command = grade["with"]["command"]
     # the action passes the command only PATH, HOME and a few fixed variables: nothing else may be needed
     assert set(re.findall(r"\$\{?([A-Za-z_]\w*)", command)) <= {"HOME"} and "${{" not in command
-    assert "grader.platforms.classroom grade" in command and "tests/fixtures/toy" in command
+    assert "grader classroom grade" in command and "tests/fixtures/toy" in command
     reporter = step(steps, uses="classroom-resources/autograding-grading-reporter@")
     runner = reporter["with"]["runners"]
     assert re.fullmatch(r"[a-zA-Z0-9]+", runner)
@@ -277,8 +277,8 @@ def test_payload_scores_sum_exactly_to_the_grader_score(toy):
 
 
 def test_make_targets_exist():
-    for target, module in (("gradescope", "grader.platforms.gradescope build"),
-                           ("classroom-template", "grader.platforms.classroom template")):
+    for target, module in (("gradescope", "grader gradescope build"),
+                           ("classroom-template", "grader classroom template")):
         result = subprocess.run(["make", "-n", target, f"ASSIGNMENT={TOY}"], cwd=PROJECT_ROOT, capture_output=True,
                                 text=True, timeout=30)
         assert result.returncode == 0 and module in result.stdout, result.stdout + result.stderr

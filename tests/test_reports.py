@@ -20,14 +20,14 @@ from pathlib import Path
 
 import pytest
 
-from grader import notebooks
-from grader.assignment import load_assignment
+from grader.authoring import notebooks
 from grader.batch import grader_failure
+from grader.config import VISIBILITIES, load_assignment
+from grader.ingest.submissions import Submission
 from grader.reports.feedback import render_feedback_html, render_feedback_md
 from grader.reports.junit import render_junit
 from grader.reports.summary import render_summary
-from grader.results import VISIBILITIES, Results
-from grader.submissions import Submission
+from grader.results import Results, SubmissionMeta
 from tests.conftest import TOY, run_grader, toy_notebook, write_student
 
 DOUBLE = "    return 2 * np.asarray(x)\n"
@@ -212,7 +212,7 @@ def test_summary_html_is_valid_offline_and_has_every_section(graded):
 
 def test_summary_lists_grader_errors_from_extra_data():
     toy = load_assignment(TOY)
-    ok = Results(score=1.0, max_score=1.0, output="", tests=[], execution_time=2.5, extra_data={"student": "ok"})
+    ok = Results(score=1.0, max_score=1.0, output="", tests=[], execution_time=2.5, meta=SubmissionMeta("ok"))
     broken = grader_failure(Submission("broken", None, None), "Traceback ...\nRuntimeError: the pool died")
     text = render_summary(toy, [ok, broken])
     check_html(text)
@@ -231,7 +231,8 @@ def test_feedback_shows_total_tables_messages_and_diagnosis(graded):
     assert "double is wrong for shape" in md and "❌ failed" in md
     toy = load_assignment(TOY)
     results = results_of(reports, "carol")
-    results.tests[0].output = "conv2d_forward is wrong for x (2, 5, 5, 3). Probably: the kernel is not flipped."
+    results.tests[0].message = "conv2d_forward is wrong for x (2, 5, 5, 3)."
+    results.tests[0].diagnosis = "the kernel is not flipped."
     md, html = render_feedback_md(toy, results), render_feedback_html(toy, results)
     assert "*Probably:* the kernel is not flipped." in md
     assert "Probably: the kernel is not flipped." in html
@@ -241,7 +242,7 @@ def test_hidden_tests_show_only_name_and_pass_fail(graded):
     reports, _ = graded
     results = results_of(reports, "bob")
     hidden = [t for t in results.tests if t.visibility != "visible"]
-    assert hidden and HIDDEN_MESSAGE in hidden[0].output  # the TA's results.json keeps it
+    assert hidden and HIDDEN_MESSAGE in hidden[0].message  # the TA's results.json keeps it
     for name in ("feedback.md", "feedback.html", "junit.xml"):
         text = (reports / "bob" / name).read_text()
         assert hidden[0].name in text and HIDDEN_MESSAGE not in text, name
@@ -264,7 +265,7 @@ def test_hidden_output_is_configurable_per_assignment(graded, tmp_path):
 def test_student_text_is_escaped(graded):
     reports, _ = graded
     results = results_of(reports, "mallory")
-    assert any("<script>" in t.output for t in results.tests)
+    assert any("<script>" in t.message for t in results.tests)
     html = (reports / "mallory" / "feedback.html").read_text()
     check_html(html)
     assert "&lt;script&gt;" in html
@@ -431,8 +432,8 @@ def screenshot(browser: str, page: Path, tmp_path: Path) -> tuple[Path, str]:
 
 @pytest.mark.parametrize("page", ["summary.html", "bob/feedback.html"])
 def test_pages_render_in_headless_chromium(graded, page, tmp_path):
-    from matplotlib import image
     import numpy as np
+    from matplotlib import image
     browser = chromium()
     png, log = screenshot(browser, graded[0] / page, tmp_path)
     console = [line for line in log.splitlines() if re.search(r"CONSOLE[(:]\d", line)]

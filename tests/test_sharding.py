@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import yaml
 
-from grader.assignment import PROJECT_ROOT
-from grader.submissions import Submission, select_shard
+from grader.config import PROJECT_ROOT
+from grader.ingest.submissions import Submission, select_shard
 from tests.conftest import TOY, run_grader, toy_notebook, write_student
 
 

@@ -6,8 +6,8 @@ import csv
 
 import pytest
 
-from grader import notebooks
-from grader.assignment import load_assignment
+from grader.authoring import notebooks
+from grader.config import load_assignment
 from tests.conftest import run_grader
 
 LOOP_STYLE = {

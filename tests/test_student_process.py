@@ -5,8 +5,8 @@ import os
 
 import pytest
 
-from grader.assignment import PROJECT_ROOT, Limits
-from grader.student_process import StudentSession
+from grader.config import PROJECT_ROOT, Limits
+from grader.sandbox.process import StudentSession
 
 PROBES = """
 import sys, os, socket

@@ -1,4 +1,4 @@
-"""grader.training: architecture fingerprints, retraining cache, determinism. Tiny models and data."""
+"""grader.course.training: architecture fingerprints, retraining cache, determinism. Tiny models and data."""
 import dataclasses
 import json
 
@@ -9,7 +9,7 @@ keras = pytest.importorskip("keras")
 from keras import layers  # noqa: E402
 
 from grader import training  # noqa: E402
-from grader.data import Dataset  # noqa: E402
+from grader.course.datasets import Dataset  # noqa: E402
 
 RECIPE = training.Recipe(name="tiny", dataset="tiny", learning_rate=0.01, batch_size=16, epochs=5, train_subset=96,
                          test_subset=40)

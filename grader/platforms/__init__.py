@@ -9,20 +9,21 @@ import re
 import shutil
 import tempfile
 import traceback
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import jinja2
 
-from grader.assignment import PROJECT_ROOT, Assignment
+from grader.config import PROJECT_ROOT, Assignment
+from grader.errors import ConfigError
+from grader.ingest.submissions import SKIP_PARTS, Submission, discover, safe_name
 from grader.results import Results
-from grader.submissions import SKIP_PARTS, Submission, discover, safe_name
 
 TEMPLATES = Path(__file__).parent / "templates"
 BUNDLE_EXCLUDE = {"__pycache__", ".ipynb_checkpoints", ".git", ".pytest_cache"}
 
 
-@lru_cache(maxsize=None)
+@cache
 def environment() -> jinja2.Environment:
     """Templates for files that contain `{{ }}` and `${{ }}` themselves: [= var =] and [% block %]."""
     return jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), undefined=jinja2.StrictUndefined,
@@ -92,11 +93,11 @@ def grade_folder(assignment: Assignment, folder: Path, student: str, reports: Pa
 
 def check_repo(value: str) -> str:
     if not re.fullmatch(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+", value):
-        raise SystemExit(f"not an owner/name GitHub repository: {value!r}")
+        raise ConfigError(f"not an owner/name GitHub repository: {value!r}")
     return value
 
 
 def check_ref(value: str) -> str:
     if not re.fullmatch(r"[A-Za-z0-9_./-]+", value) or ".." in value:
-        raise SystemExit(f"not a branch or tag name: {value!r}")
+        raise ConfigError(f"not a branch or tag name: {value!r}")
     return value

@@ -1,7 +1,7 @@
 """GitHub Classroom: write a student template repository, and grade a student's repository in Actions.
 
-    python -m grader.platforms.classroom template <assignment> [--out DIR] [--grader-repo OWNER/NAME] [--grader-ref REF]
-    python -m grader.platforms.classroom grade <assignment folder> [--repo .] [--out .autograder]
+    python -m grader classroom template <assignment> [--out DIR] [--grader-repo OWNER/NAME] [--grader-ref REF]
+    python -m grader classroom grade <assignment folder> [--repo .] [--out .autograder]
 
 The template holds the starter notebook, a README for students and .github/workflows/classroom.yml
 (workflow "Autograding Tests", job "run-autograding-tests"). In the workflow,
@@ -13,24 +13,22 @@ whose `score` values sum to the grader's score, and the `max_score`.
 """
 from __future__ import annotations
 
-import argparse
 import base64
 import json
 import math
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
-from grader.assignment import load_assignment
-from grader.notebooks import dumps, read, starter
+from grader.authoring.notebooks import dumps, read, starter
+from grader.config import load_assignment
+from grader.ingest.submissions import safe_name
 from grader.platforms import check_ref, check_repo, grade_folder, render, source_path
 from grader.reports.feedback import render_feedback_html, render_feedback_md
 from grader.reports.junit import render_junit
 from grader.reports.view import HIDDEN_FAILED, case_view, student_results
 from grader.results import Results, write_atomic
-from grader.submissions import safe_name
 
 RUNNER_ID = "grader"          # the reporter reads GRADER_RESULTS
 OUT = ".autograder"           # grade's output folder inside the student's repository
@@ -66,10 +64,10 @@ def reporter_payload(assignment, results: Results, message_chars: int = MESSAGE_
             message = message[:message_chars - 3] + "..."
         tests.append({"name": test.name, "status": "pass" if case.passed else "fail", "score": test.score,
                       "message": message or ("" if case.passed else "failed"), "test_code": "", "filename": "",
-                      "line_no": 0, "duration": round(1000 * float((test.extra_data or {}).get("duration", 0.0)))})
+                      "line_no": 0, "duration": round(1000 * test.duration)})
     for test, score in zip(tests, _exact_scores([t["score"] for t in tests], results.score)):
         test["score"] = score
-    if results.extra_data.get("grader_error") or not tests:
+    if results.meta.grader_error or not tests:
         status = "error"
         tests.append({"name": "grader", "status": "error", "score": 0,
                       "message": (results.output or "the grader produced no test results")[:message_chars],
@@ -111,7 +109,7 @@ def grade(assignment_dir: str, repo: Path, out: Path, student: str | None = None
     return results
 
 
-def _default_grader_repo() -> str:
+def default_grader_repo() -> str:
     """owner/name of this repository's GitHub remote, if it has one."""
     try:
         url = subprocess.run(["git", "remote", "get-url", "origin"], capture_output=True, text=True,
@@ -132,7 +130,7 @@ def _names(items, last: str = "and") -> str:
 
 def template(assignment, out: Path, grader_repo: str = "", grader_ref: str = "main") -> list[Path]:
     """Write the student template repository for GitHub Classroom into out/."""
-    grader_repo = check_repo(grader_repo or _default_grader_repo() or "YOUR-ORG/cnn-autograder")
+    grader_repo = check_repo(grader_repo or default_grader_repo() or "YOUR-ORG/cnn-autograder")
     grader_ref = check_ref(grader_ref)
     out = Path(out)
     if out.exists():
@@ -142,7 +140,7 @@ def template(assignment, out: Path, grader_repo: str = "", grader_ref: str = "ma
     context = dict(assignment=assignment, assignment_path=source_path(assignment), grader_repo=grader_repo,
                    grader_ref=grader_ref, grade_minutes=minutes, job_minutes=minutes + 20, runner=RUNNER_ID,
                    out=OUT, functions=_names(assignment.functions),
-                   files=_names(assignment.config.get("submission_files", [])),
+                   files=_names(assignment.submission_files),
                    forbidden=_names(assignment.forbidden_modules, "or"))
     written = []
     for name, template_name in ((".github/workflows/classroom.yml", "classroom/classroom.yml.j2"),
@@ -158,36 +156,3 @@ def template(assignment, out: Path, grader_repo: str = "", grader_ref: str = "ma
         notebook.write_text(dumps(starter(read(assignment.master))))
     written.append(notebook)
     return written
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m grader.platforms.classroom", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    commands = parser.add_subparsers(dest="command", required=True)
-    t = commands.add_parser("template", help="write the student template repository")
-    t.add_argument("assignment", help="assignment name or folder")
-    t.add_argument("--out", help="folder to write (default: build/classroom/<name>); replaced if it exists")
-    t.add_argument("--grader-repo", default="", help="owner/name of the private repository holding the grader "
-                   "(default: this repository's GitHub remote)")
-    t.add_argument("--grader-ref", default="main", help="branch or tag of the grader to install (default: main)")
-    g = commands.add_parser("grade", help="grade the student's repository (what the workflow runs)")
-    g.add_argument("assignment", help="assignment folder")
-    g.add_argument("--repo", default=".", help="the student's repository (default: .)")
-    g.add_argument("--out", default=OUT, help=f"output folder (default: {OUT})")
-    g.add_argument("--student", help="student name (default: the repository folder's name)")
-    args = parser.parse_args(argv)
-    if args.command == "template":
-        assignment = load_assignment(args.assignment)
-        out = Path(args.out or f"build/classroom/{assignment.name}")
-        template(assignment, out, args.grader_repo, args.grader_ref)
-        print(f"wrote the GitHub Classroom template repository for {assignment.name} to {out}")
-        if not args.grader_repo and not _default_grader_repo():
-            print("warning: no GRADER_REPO given and no GitHub remote found; the workflow installs the grader "
-                  "from YOUR-ORG/cnn-autograder: rerun with GRADER_REPO=owner/name", file=sys.stderr)
-        return 0
-    grade(args.assignment, Path(args.repo), Path(args.out), args.student)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

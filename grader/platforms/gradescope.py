@@ -1,7 +1,7 @@
 """Gradescope: build autograder.zip, and grade one submission inside Gradescope's container.
 
-    python -m grader.platforms.gradescope build <assignment> [--out build/gradescope/<name>/autograder.zip]
-    python -m grader.platforms.gradescope run <assignment folder> --submission DIR --results FILE
+    python -m grader gradescope build <assignment> [--out build/gradescope/<name>/autograder.zip]
+    python -m grader gradescope run <assignment folder> --submission DIR --results FILE
 
 The zip holds setup.sh (Gradescope runs it once, when it builds the image: a venv with
 requirements.lock), run_autograder (run for every submission), the grader package, the assignment
@@ -11,14 +11,12 @@ GRADER_SUBMISSION_DIR, GRADER_RESULTS_FILE and GRADER_PYTHON override the paths 
 """
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 import tempfile
 import zipfile
 from pathlib import Path
 
-from grader.assignment import load_assignment
+from grader.config import load_assignment
 from grader.platforms import grade_folder, render, source_files, source_path
 from grader.reports.feedback import render_feedback_md, write_feedback
 from grader.reports.junit import write_junit
@@ -30,17 +28,11 @@ REGULAR = 0o100644 << 16
 FIXED_TIME = (2020, 1, 1, 0, 0, 0)  # reproducible zips
 
 
-def _datasets(assignment) -> list[str]:
-    """Datasets the assignment's tests load, to download once in setup.sh instead of per submission."""
-    text = "\n".join(p.read_text(errors="replace") for p in assignment.folder.rglob("*.py"))
-    return [name for name in ("mnist", "cifar10") if f"load_{name}" in text]
-
-
 def build(assignment, out: Path) -> Path:
     """Write autograder.zip for this assignment."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    context = dict(assignment=assignment, assignment_path=source_path(assignment), datasets=_datasets(assignment))
+    context = dict(assignment=assignment, assignment_path=source_path(assignment), datasets=list(assignment.datasets))
     scripts = {"setup.sh": render("gradescope/setup.sh.j2", **context),
                "run_autograder": render("gradescope/run_autograder.j2", **context)}
     tmp = out.with_name(f".{out.name}.tmp")
@@ -74,37 +66,10 @@ def run(assignment_dir: str, submission: Path, results_path: Path, metadata: Pat
         reports = Path(reports or Path(tmp) / "reports")
         student = "submission"
         results = grade_folder(assignment, Path(submission), student, reports)
-        results.extra_data["submitter"] = _student(metadata)
+        results.meta.submitter = _student(metadata)
         write_feedback(assignment, results, reports / student)
         write_junit(assignment, results, reports / student)
         write_atomic(Path(results_path), json.dumps(student_results(assignment, results).to_json(), indent=2) + "\n")
         print(render_feedback_md(assignment, results))  # the log Gradescope shows to instructors
     print(f"wrote {results_path}: score {results.score:g} / {results.max_score:g}")
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m grader.platforms.gradescope", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    commands = parser.add_subparsers(dest="command", required=True)
-    b = commands.add_parser("build", help="write autograder.zip")
-    b.add_argument("assignment", help="assignment name or folder")
-    b.add_argument("--out", help="zip to write (default: build/gradescope/<name>/autograder.zip)")
-    r = commands.add_parser("run", help="grade one submission (what run_autograder calls)")
-    r.add_argument("assignment", help="assignment folder")
-    r.add_argument("--submission", required=True, help="the submission folder")
-    r.add_argument("--results", required=True, help="results.json to write")
-    r.add_argument("--metadata", help="submission_metadata.json, if any")
-    r.add_argument("--reports", help="keep the full reports here (default: a temporary folder)")
-    args = parser.parse_args(argv)
-    if args.command == "build":
-        assignment = load_assignment(args.assignment)
-        out = build(assignment, Path(args.out or f"build/gradescope/{assignment.name}/autograder.zip"))
-        print(f"wrote {out}: upload it as the autograder of a Gradescope programming assignment")
-        return 0
-    return run(args.assignment, Path(args.submission), Path(args.results),
-               Path(args.metadata) if args.metadata else None, Path(args.reports) if args.reports else None)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from grader.assignment import Assignment
+from grader.config import Assignment
 from grader.reports.view import render, student_view
 from grader.results import Results, write_atomic
 

@@ -5,7 +5,7 @@ import csv
 import io
 from pathlib import Path
 
-from grader.assignment import Assignment
+from grader.config import Assignment
 from grader.results import Results, read_all, write_atomic
 
 

@@ -13,13 +13,13 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from grader.assignment import Assignment
+from grader.config import Assignment
 from grader.reports.view import HIDDEN_FAILED, OTHER, case_view, clean_text, fmt, function_of, student_view
 from grader.results import Results, write_atomic
 
 
 def _seconds(test) -> str:
-    return f"{float((test.extra_data or {}).get('duration', 0.0)):.3f}"
+    return f"{test.duration:.3f}"
 
 
 def render_junit(assignment: Assignment, results: Results) -> str:
@@ -54,7 +54,7 @@ def render_junit(assignment: Assignment, results: Results) -> str:
             failure = ET.SubElement(element, "failure", message=message.splitlines()[0][:500],
                                     type="AssertionError")
             failure.text = f"{text}\n(score {fmt(test.score)} / {fmt(test.max_score)})" if case.details else text
-    if results.extra_data.get("grader_error") or not results.tests:
+    if results.meta.grader_error or not results.tests:
         suite = ET.SubElement(root, "testsuite", name=f"{assignment.name}.grader", tests="1", failures="0",
                               errors="1", skipped="0", time="0.000")
         case = ET.SubElement(suite, "testcase", name="grading", classname=f"{assignment.name}.grader",

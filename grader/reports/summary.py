@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import quote
 
-from grader.assignment import Assignment
+from grader.config import Assignment
 from grader.reports.gradebook import columns, function_scores
 from grader.reports.view import clean_text, fmt, function_of, is_hidden, render
 from grader.results import Results, write_atomic
@@ -81,8 +81,8 @@ def errors_of(all_results: list[Results]) -> list[dict]:
     """Submissions that could not be graded (notebook problem) or on which the grader failed."""
     rows = []
     for results in all_results:
-        problem = results.extra_data.get("problem") or ""
-        detail = results.extra_data.get("grader_error") or ""
+        problem = results.meta.problem
+        detail = results.meta.grader_error
         if problem or detail:
             last = detail.strip().splitlines()[-1] if detail.strip() else ""
             rows.append({"student": results.student, "kind": "grader error" if detail else "submission",
@@ -149,7 +149,7 @@ def _time_figure(times: list[tuple[str, float]]) -> str:
 def render_summary(assignment: Assignment, all_results: list[Results]) -> str:
     """The summary page for these results (a TA's view: every test, hidden ones included)."""
     all_results = sorted(all_results, key=lambda r: r.student)
-    graded = [r for r in all_results if not r.extra_data.get("grader_error")]
+    graded = [r for r in all_results if not r.meta.grader_error]
     scores = [r.score for r in graded]
     max_score = max((r.max_score for r in graded), default=0.0)
     rates = pass_rates(graded)

@@ -13,12 +13,11 @@ from pathlib import Path
 
 import jinja2
 
-from grader.assignment import Assignment
+from grader.config import Assignment
 from grader.results import Results, TestResult
 
 TEMPLATES = Path(__file__).parent / "templates"
 OTHER = "other"
-DIAGNOSIS = " Probably: "  # grader.checks appends the likely mistake after this marker
 _NOT_XML = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
@@ -29,12 +28,6 @@ def is_hidden(test: TestResult) -> bool:
 def clean_text(text: str) -> str:
     """Text without the control characters XML and HTML cannot carry."""
     return _NOT_XML.sub("\ufffd", text or "")
-
-
-def split_diagnosis(message: str) -> tuple[str, str]:
-    """(what failed, the likely mistake) from a failure message."""
-    head, marker, hint = (message or "").partition(DIAGNOSIS)
-    return head.strip(), hint.strip() if marker else ""
 
 
 def fmt(x: float) -> str:
@@ -93,7 +86,7 @@ def case_view(assignment: Assignment, test: TestResult) -> CaseView:
     hidden = is_hidden(test)
     details = not hidden or assignment.hidden_output
     passed = test.status == "passed"
-    message, diagnosis = split_diagnosis(test.output) if details and not passed else ("", "")
+    message, diagnosis = (test.message, test.diagnosis) if details and not passed else ("", "")
     return CaseView(name=test.name, passed=passed, hidden=hidden, details=details,
                     score=test.score, max_score=test.max_score,
                     message=clean_text(message), diagnosis=clean_text(diagnosis))
@@ -107,8 +100,8 @@ def student_results(assignment: Assignment, results: Results) -> Results:
     copy = Results.from_json(results.to_json())
     if not assignment.hidden_output:
         for test in copy.tests:
-            if is_hidden(test) and test.status != "passed":
-                test.output = HIDDEN_FAILED
+            if is_hidden(test) and not test.passed:
+                test.message, test.diagnosis = HIDDEN_FAILED, ""
     return copy
 
 
@@ -130,7 +123,7 @@ def student_view(assignment: Assignment, results: Results) -> StudentView:
     return StudentView(
         title=assignment.title, student=results.student, score=results.score, max_score=results.max_score,
         notes=clean_text("\n".join(lines).strip()), functions=[g for g in groups.values() if g.tests],
-        grader_failed=bool(results.extra_data.get("grader_error")),
+        grader_failed=bool(results.meta.grader_error),
         hidden_note=any(is_hidden(t) for t in results.tests) and not assignment.hidden_output)
 
 

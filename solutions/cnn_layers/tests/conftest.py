@@ -1,13 +1,13 @@
 """Shared helpers for the cnn_layers hidden tests.
 
 - ``mistakes``: known-mistake variants of the reference (the answers typical bugs give), used by
-  grader.checks to tell the student what is probably wrong. Computed in the grader's process.
+  grader.testing.checks to tell the student what is probably wrong. Computed in the grader's process.
 - ``gradcheck``: central-difference gradients of the student's own forward function.
 """
 import numpy as np
 import pytest
 
-from grader.checks import numeric_gradient
+from grader.testing.checks import numeric_gradient
 
 
 def f64(*arrays):

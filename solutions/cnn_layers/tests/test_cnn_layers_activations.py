@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from grader.checks import assert_matches, assert_shape, checked_call, describe, tolerance
+from grader.testing.checks import assert_matches, assert_shape, checked_call, describe, tolerance
 
 
 def f64(a):

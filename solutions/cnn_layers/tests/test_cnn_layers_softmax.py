@@ -2,8 +2,16 @@
 import numpy as np
 import pytest
 
-from grader.checks import (assert_matches, assert_scalar_matches, assert_shape, assert_tuple, checked_call,
-                           describe, numeric_gradient, tolerance)
+from grader.testing.checks import (
+    assert_matches,
+    assert_scalar_matches,
+    assert_shape,
+    assert_tuple,
+    checked_call,
+    describe,
+    numeric_gradient,
+    tolerance,
+)
 
 
 def f64(a):

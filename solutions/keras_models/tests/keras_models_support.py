@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from grader import training
+from grader.course import training
 from grader.errors import StudentError
 
 _STATE: dict = {"submission": None, "models": {}, "arrays": {}}

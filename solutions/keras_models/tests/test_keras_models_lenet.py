@@ -1,14 +1,29 @@
 """Hidden tests: build_lenet5 — structure, parameters, submitted weights, retraining."""
 import numpy as np
 import pytest
+from keras_models_support import (
+    ACTIVATION_LAYERS,
+    DROPOUT_LAYERS,
+    LENET_PARAMS,
+    LENET_SLIPS,
+    LENET_TYPES,
+    accuracy_message,
+    arrow,
+    check_output_shape,
+    check_softmax_rows,
+    final_activation,
+    flat_layers,
+    frozen_report,
+    kind,
+    lenet_expected_per_layer,
+    pair,
+    retrained_accuracy,
+    student_model,
+    submitted_weights_accuracy,
+)
 
-from grader import training
-from grader.data import load_mnist
-from keras_models_support import (ACTIVATION_LAYERS, DROPOUT_LAYERS, LENET_PARAMS, LENET_SLIPS, LENET_TYPES,
-                                   accuracy_message, arrow, check_output_shape, check_softmax_rows, final_activation,
-                                   flat_layers, frozen_report, kind, lenet_expected_per_layer, pair,
-                                   retrained_accuracy, student_model, submitted_weights_accuracy)
-
+from grader.course import training
+from grader.course.datasets import load_mnist
 
 WEIGHTS = "lenet5.weights.h5"
 
@@ -99,7 +114,7 @@ def test_lenet_param_count(student):
 @pytest.mark.category("accuracy")
 @pytest.mark.calls("build_lenet5", "preprocess_mnist")
 def test_lenet_weights_accuracy(student, config, data_dir, metrics):
-    threshold = float(config["thresholds"]["lenet_accuracy"])
+    threshold = float(config.thresholds["lenet_accuracy"])
     mnist = load_mnist(data_dir)
     accuracy, n = submitted_weights_accuracy(student, metrics, build="build_lenet5", preprocess="preprocess_mnist",
                                              weights=WEIGHTS, dataset=mnist, shape=(len(mnist.x_test), 28, 28, 1),
@@ -112,7 +127,7 @@ def test_lenet_weights_accuracy(student, config, data_dir, metrics):
 @pytest.mark.category("accuracy")
 @pytest.mark.calls("build_lenet5")
 def test_lenet_retrain_accuracy(student, config, data_dir, metrics):
-    threshold = float(config["thresholds"]["lenet_retrain_accuracy"])
+    threshold = float(config.thresholds["lenet_retrain_accuracy"])
     recipe = training.LENET_RECIPE
     model, result = retrained_accuracy(student, metrics, build="build_lenet5", dataset=load_mnist(data_dir), recipe=recipe,
                                        key="lenet_retrain_accuracy", what="LeNet-5")

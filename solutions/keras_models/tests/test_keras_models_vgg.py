@@ -1,14 +1,28 @@
 """Hidden tests: build_vgg — structure, parameter bound, submitted weights, retraining."""
 import numpy as np
 import pytest
+from keras_models_support import (
+    accuracy_message,
+    arrow,
+    check_output_shape,
+    check_softmax_rows,
+    conv_relu,
+    final_activation,
+    flat_layers,
+    frozen_report,
+    input_shape,
+    kind,
+    output_shape,
+    pair,
+    retrained_accuracy,
+    spatial,
+    student_model,
+    submitted_weights_accuracy,
+    vgg_blocks,
+)
 
-from grader import training
-from grader.data import load_cifar10
-from keras_models_support import (accuracy_message, arrow, check_output_shape, check_softmax_rows, conv_relu,
-                                   final_activation, flat_layers, frozen_report, input_shape, kind, output_shape,
-                                   pair, retrained_accuracy, spatial, student_model, submitted_weights_accuracy,
-                                   vgg_blocks)
-
+from grader.course import training
+from grader.course.datasets import load_cifar10
 
 WEIGHTS = "vgg.weights.h5"
 MAX_PARAMS = 5_000_000
@@ -120,7 +134,7 @@ def test_vgg_param_bound(student):
 @pytest.mark.category("accuracy")
 @pytest.mark.calls("build_vgg", "preprocess_cifar")
 def test_vgg_weights_accuracy(student, config, data_dir, metrics):
-    threshold = float(config["thresholds"]["vgg_accuracy"])
+    threshold = float(config.thresholds["vgg_accuracy"])
     cifar = load_cifar10(data_dir)
     accuracy, n = submitted_weights_accuracy(student, metrics, build="build_vgg", preprocess="preprocess_cifar",
                                              weights=WEIGHTS, dataset=cifar, shape=(len(cifar.x_test), 32, 32, 3),
@@ -133,7 +147,7 @@ def test_vgg_weights_accuracy(student, config, data_dir, metrics):
 @pytest.mark.category("accuracy")
 @pytest.mark.calls("build_vgg")
 def test_vgg_retrain_accuracy(student, config, data_dir, metrics):
-    threshold = float(config["thresholds"]["vgg_retrain_accuracy"])
+    threshold = float(config.thresholds["vgg_retrain_accuracy"])
     recipe = training.VGG_RECIPE
     model, result = retrained_accuracy(student, metrics, build="build_vgg", dataset=load_cifar10(data_dir), recipe=recipe,
                                        key="vgg_retrain_accuracy", what="VGG")

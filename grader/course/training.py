@@ -21,9 +21,9 @@ Measured on the 2-core grading machine, see solutions/keras_models/assignment.to
 ``evaluate_weights`` evaluates submitted weights, memoized per process by content (architecture,
 weights file bytes, inputs), so one process grading several identical submissions evaluates once.
 
-``train_solution_weights(assignment_dir, data_dir)`` executes a master notebook with nbclient so
-that its training cells write the solution weights (``make solution-weights``); also
-``python -m grader.training solutions/keras_models --data-dir DIR``.
+``train_solution_weights(assignment, data_dir)`` executes a master notebook with nbclient so
+that its training cells write the solution weights (``make solution-weights``, i.e.
+``python -m grader solution-weights keras_models``).
 """
 
 from __future__ import annotations
@@ -38,11 +38,21 @@ from pathlib import Path
 
 import numpy as np
 
+from grader.config import Assignment
 from grader.results import write_atomic
 
 __all__ = [
-    "Recipe", "RetrainResult", "LENET_RECIPE", "VGG_RECIPE", "architecture_fingerprint", "retrain_key",
-    "retrain", "retrain_and_evaluate", "evaluate_weights", "train_solution_weights", "cache_root",
+    "LENET_RECIPE",
+    "VGG_RECIPE",
+    "Recipe",
+    "RetrainResult",
+    "architecture_fingerprint",
+    "cache_root",
+    "evaluate_weights",
+    "retrain",
+    "retrain_and_evaluate",
+    "retrain_key",
+    "train_solution_weights",
 ]
 
 CACHE_ENV = "GRADER_CACHE_DIR"
@@ -343,24 +353,20 @@ def evaluate_weights(model, weights_path, x: np.ndarray, y: np.ndarray, batch_si
 # solution weights
 
 
-def train_solution_weights(assignment_dir, data_dir=None, timeout: float = 3600.0) -> list[Path]:
-    """Execute the master notebook of assignment_dir with nbclient, in that folder; return the weights files.
+def train_solution_weights(assignment: Assignment, data_dir: str | None = None, timeout: float = 3600.0) -> list[Path]:
+    """Execute the assignment's master notebook with nbclient, in its folder; return the weights files.
 
     The notebook's training cells read the data folder from $CNN_DATA_DIR (set here to data_dir, when
     given) and save the weights beside the notebook. Then the code lines listed in the assignment's
     config under [solution_weights] after = [...] run in the same kernel (e.g. to write the files some
     mutants use). The notebook file itself is not rewritten. Stream outputs are printed as cells finish.
     """
-    import tomllib
-
     import nbformat
     from nbclient import NotebookClient
 
-    folder = Path(assignment_dir).resolve()
-    config = tomllib.loads((folder / "assignment.toml").read_text())
-    notebook = folder / config.get("notebook", f"{folder.name}.ipynb")
+    folder, notebook = assignment.folder, assignment.master
     nb = nbformat.read(notebook, as_version=4)
-    for line in config.get("solution_weights", {}).get("after", []):
+    for line in assignment.solution_weights_after:
         nb.cells.append(nbformat.v4.new_code_cell(line))
     if data_dir:
         os.environ["CNN_DATA_DIR"] = str(Path(data_dir).resolve())
@@ -382,19 +388,3 @@ def train_solution_weights(assignment_dir, data_dir=None, timeout: float = 3600.
     print(f"executed {notebook.name} in {time.perf_counter() - start:.0f} s; wrote "
           f"{', '.join(str(p.relative_to(folder)) for p in written) or 'no weights files'}")
     return written
-
-
-def main(argv=None) -> None:
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m grader.training",
-                                     description="Train the solution weights of an assignment (its master notebook).")
-    parser.add_argument("assignment_dir", help="e.g. solutions/keras_models")
-    parser.add_argument("--data-dir", default=os.environ.get("GRADER_DATA_DIR") or None,
-                        help="folder with mnist.npz and cifar10.npz (default $GRADER_DATA_DIR; none: download)")
-    args = parser.parse_args(argv)
-    train_solution_weights(args.assignment_dir, args.data_dir)
-
-
-if __name__ == "__main__":
-    main()

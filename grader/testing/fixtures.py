@@ -6,9 +6,11 @@ import zlib
 import numpy as np
 import pytest
 
-from grader.student_proxy import StudentProxy
+from grader.config import Assignment
+from grader.testing.proxy import StudentProxy
 
 PLUGIN_KEY = pytest.StashKey["GradingPlugin"]()
+OUTCOME_KEY = pytest.StashKey["Outcome"]()
 
 
 class Credit:
@@ -30,24 +32,22 @@ def _plugin(request):
 def student(request) -> StudentProxy:
     """Proxy to the student's functions, limited to the test's calls marker."""
     plugin = _plugin(request)
-    calls = request.node.get_closest_marker("calls")
-    timeout = request.node.get_closest_marker("call_timeout")
-    return StudentProxy(plugin.session, tuple(calls.args) if calls else (),
-                        float(timeout.args[0]) if timeout else plugin.assignment.limits.call_timeout,
+    markers = request.node.stash[OUTCOME_KEY].markers
+    return StudentProxy(plugin.session, markers.calls, markers.call_timeout or plugin.assignment.limits.call_timeout,
                         plugin.static_forbidden, plugin.files, plugin.workdir)
 
 
 @pytest.fixture(scope="session")
 def reference(request):
     """The master notebook's definitions, loaded in the grader's process."""
-    from grader.reference import load_reference
+    from grader.testing.reference import load_reference
     return load_reference(_plugin(request).assignment.master)
 
 
 @pytest.fixture(scope="session")
-def config(request) -> dict:
-    """The assignment's config (assignment.toml) as a dict."""
-    return _plugin(request).assignment.config
+def config(request) -> Assignment:
+    """The assignment's validated config (assignment.toml): thresholds, limits, functions..."""
+    return _plugin(request).assignment
 
 
 @pytest.fixture(scope="session")
@@ -67,7 +67,7 @@ def credit(request):
     """Partial credit kept if the test fails after credit.award(fraction)."""
     credit = Credit()
     yield credit
-    outcome = _plugin(request).outcomes.get(request.node.nodeid)
+    outcome = request.node.stash.get(OUTCOME_KEY, None)
     if outcome is not None:
         outcome.credit = credit.fraction
 
@@ -77,6 +77,6 @@ def metrics(request):
     """A dict of measured values (e.g. accuracies) stored with the test's result; used by calibrate."""
     values: dict = {}
     yield values
-    outcome = _plugin(request).outcomes.get(request.node.nodeid)
+    outcome = request.node.stash.get(OUTCOME_KEY, None)
     if outcome is not None:
         outcome.metrics.update(values)

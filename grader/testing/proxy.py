@@ -5,7 +5,7 @@ import functools
 from pathlib import Path
 
 from grader.errors import StudentError
-from grader.student_process import StudentSession
+from grader.sandbox.process import StudentSession
 
 
 class StudentProxy:
@@ -68,7 +68,7 @@ class StudentProxy:
 
     def model(self, name: str, *args, **kwargs):
         """Build a Keras model in the student process; load its .keras file safely in the grader."""
-        from grader.model_transfer import receive_model
+        from grader.sandbox.model_transfer import receive_model
         reply = self._request(name, args, kwargs, model=True)
         return receive_model(Path(reply["file"]), self._workdir, name)
 

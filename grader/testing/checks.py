@@ -16,13 +16,22 @@ Mistakes are tried in order; the first match wins. A variant equal to the expect
 (e.g. a flipped 1x1 kernel) is skipped, since it cannot be told apart.
 """
 import numbers
+from typing import NoReturn
 
 import numpy as np
 
 __all__ = [
-    "describe", "tolerance", "max_abs_error", "assert_matches", "assert_shape", "assert_tuple",
+    "Mismatch",
+    "assert_matches",
     "assert_scalar_matches",
-    "assert_unchanged", "checked_call", "numeric_gradient",
+    "assert_shape",
+    "assert_tuple",
+    "assert_unchanged",
+    "checked_call",
+    "describe",
+    "max_abs_error",
+    "numeric_gradient",
+    "tolerance",
 ]
 
 
@@ -89,10 +98,16 @@ def _predicates(mistakes):
     return {k: v for k, v in (mistakes or {}).items() if callable(v[0])}
 
 
-def _fail(message, hint):
-    if hint:
-        message += f" Probably: {hint}"
-    raise AssertionError(message)
+class Mismatch(AssertionError):
+    """A failed check: what is wrong (message) and, apart from it, the likely mistake (diagnosis)."""
+
+    def __init__(self, message: str, diagnosis: str = ""):
+        super().__init__(message)
+        self.message, self.diagnosis = message, diagnosis
+
+
+def _fail(message: str, hint: str | None) -> NoReturn:
+    raise Mismatch(message, hint or "")
 
 
 def _type_name(value):
@@ -247,8 +262,8 @@ def checked_call(student, fn, *args, check, case, names=(), **kwargs):
     except AssertionError as exc:
         try:
             assert_unchanged(args, kwargs, args_after, kwargs_after, fn=fn, case=case, names=names)
-        except AssertionError as in_place:
-            raise AssertionError(f"{in_place} (The result is also wrong: {exc})") from None
+        except Mismatch as in_place:
+            raise Mismatch(f"{in_place.message} (The result is also wrong: {exc})", in_place.diagnosis) from None
         raise
     assert_unchanged(args, kwargs, args_after, kwargs_after, fn=fn, case=case, names=names)
     return result

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import nbformat
 
-from grader.ingest import keep_definitions
+from grader.ingest.notebook import keep_definitions
 
 
 def load_reference(master: Path) -> types.ModuleType:

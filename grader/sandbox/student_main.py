@@ -1,8 +1,8 @@
 """Entry point of the isolated student process (run as a script, never imported by the grader).
 
-It confines itself (grader.isolation), installs the audit hook (grader.audit), then serves
+It confines itself (grader.sandbox.confine), installs the audit hook (grader.sandbox.audit), then serves
 requests from the grader over two pipes: run a notebook cell, call a student function with data,
-or build a Keras model and save it as a .keras file. Replies are data only (grader.wire).
+or build a Keras model and save it as a .keras file. Replies are data only (grader.sandbox.wire).
 Nothing in this process can reach the hidden tests, the expected values or the grader's memory.
 """
 import json
@@ -168,12 +168,13 @@ def main() -> None:
         return
     project_root = setup["project_root"]
     sys.path.insert(0, project_root)
-    from grader import isolation
+    from grader.sandbox import confine as isolation
     isolation.die_with_parent()
     report = isolation.confine(setup["hidden_paths"])
     isolation.set_limits(setup["memory_mb"], setup["cpu_seconds"])
-    from grader import audit, wire
     import numpy  # noqa: F401  (imported before the hook; it loads C symbols through ctypes)
+
+    from grader.sandbox import audit, wire
     sys.path.remove(project_root)
     os.chdir(setup["sandbox"])
     sys.path.insert(0, setup["sandbox"])

@@ -36,7 +36,7 @@ def check_keras_file(path: Path, name: str) -> None:
         if class_name == "Lambda":
             raise StudentError(f"the model from `{name}` has a Lambda layer. The grader refuses Lambda layers: "
                                "loading one would run your code in the grader. Use Keras's built-in layers")
-        if module and not module.split(".")[0] in ("keras", "builtins"):
+        if module and module.split(".")[0] not in ("keras", "builtins"):
             raise StudentError(f"the model from `{name}` uses the custom class {module}.{class_name}. The grader "
                                "accepts only Keras's built-in layers: loading a custom class would run your "
                                "code in the grader")

@@ -1,4 +1,4 @@
-"""Start and talk to the isolated student process (the grader's side of grader/student_main.py).
+"""Start and talk to the isolated student process (the grader's side of grader/sandbox/student_main.py).
 
 A StudentSession owns at most one live student process at a time. It runs the notebook's cells
 once at start, serves calls with a time limit each, and after a hang or a crash starts a fresh
@@ -15,8 +15,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from grader import wire
-from grader.assignment import PROJECT_ROOT, Limits
+from grader.config import PROJECT_ROOT, Limits
+from grader.results import CellLog
+from grader.sandbox import wire
 
 STUDENT_MAIN = Path(__file__).with_name("student_main.py")
 MAX_REPLY_BYTES = 1 << 30
@@ -166,15 +167,6 @@ class StudentProcess:
     @property
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
-
-
-@dataclass
-class CellLog:
-    """What one notebook cell did at start-up."""
-    number: int
-    status: str  # ok, raised, timeout, died
-    error: str = ""
-    output: str = ""
 
 
 @dataclass

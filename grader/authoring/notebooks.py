@@ -15,7 +15,7 @@ from pathlib import Path
 
 import nbformat
 
-from grader.assignment import Assignment
+from grader.config import Assignment
 
 BLOCK = re.compile(r"^([ \t]*)### BEGIN SOLUTION[^\n]*\n.*?^[ \t]*### END SOLUTION[^\n]*(\n|$)", re.M | re.S)
 MARKER = re.compile(r"^[ \t]*### (BEGIN|END) SOLUTION[^\n]*(\n|$)", re.M)
@@ -119,13 +119,18 @@ def write_samples(assignment: Assignment, out: Path) -> list[Path]:
     if out.exists():
         shutil.rmtree(out)
     master = read(assignment.master)
-    files = list(assignment.config.get("submission_files", []))
+    files = list(assignment.submission_files)
     written = [write_submission(out / "solution", assignment, solution(master), files),
                write_submission(out / "starter", assignment, starter(master), [])]
     for mutant in load_mutants(assignment):
-        kept = [f for f in files if f not in mutant.drop_files]
-        written.append(write_submission(out / f"mutant-{mutant.name}", assignment,
-                                        mutate(master, mutant.replace), kept))
-        for target, source in mutant.replace_files:
-            shutil.copyfile(assignment.folder / source, out / f"mutant-{mutant.name}" / target)
+        written.append(write_mutant(out / f"mutant-{mutant.name}", assignment, master, mutant))
     return written
+
+
+def write_mutant(folder: Path, assignment: Assignment, master, mutant: Mutant) -> Path:
+    """Write the submission of one seeded bug: its edited notebook and its (dropped or replaced) files."""
+    kept = [f for f in assignment.submission_files if f not in mutant.drop_files]
+    path = write_submission(folder, assignment, mutate(master, mutant.replace), kept)
+    for target, source in mutant.replace_files:
+        shutil.copyfile(assignment.folder / source, folder / target)
+    return path

@@ -18,16 +18,16 @@ from pathlib import Path
 
 import jinja2
 
-from grader.assignment import Assignment
+from grader.config import Assignment
 from grader.errors import IngestError
-from grader.ingest import read_notebook
-from grader.notebooks import read, starter
+from grader.ingest.notebook import read_notebook
+from grader.authoring.notebooks import read, starter
 from grader.results import write_atomic
-from grader.submissions import discover
+from grader.ingest.submissions import discover
 
 NGRAM = 5
 MIN_TOKENS = 25  # shorter functions (relu, flatten) look alike in every correct solution
-TEMPLATE = Path(__file__).parent / "reports" / "templates" / "similarity.html.j2"
+TEMPLATE = Path(__file__).parent / "templates" / "similarity.html.j2"
 
 
 @dataclass

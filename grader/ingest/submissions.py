@@ -14,6 +14,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from grader.errors import SubmissionsError
+
 SKIP_PARTS = {".git", ".ipynb_checkpoints", "__pycache__", ".github"}
 
 
@@ -76,7 +78,7 @@ def discover(root: Path, notebook_name: str) -> list[Submission]:
     """All submissions under root, sorted by student name."""
     root = Path(root)
     if not root.is_dir():
-        raise SystemExit(f"submissions folder not found: {root}")
+        raise SubmissionsError(f"submissions folder not found: {root}")
     folders = sorted(p for p in root.iterdir() if p.is_dir() and p.name not in SKIP_PARTS)
     prefix = _common_prefix([p.name for p in folders if (p / ".git").exists()])
     submissions = []
@@ -100,8 +102,8 @@ def select_shard(submissions: list[Submission], shard: str) -> list[Submission]:
     try:
         index, count = (int(part) for part in shard.split("/"))
     except ValueError:
-        raise SystemExit(f"--shard must look like i/N (e.g. 2/4), not {shard!r}")
+        raise SubmissionsError(f"--shard must look like i/N (e.g. 2/4), not {shard!r}")
     if not 1 <= index <= count:
-        raise SystemExit(f"--shard {shard}: i must be between 1 and N")
+        raise SubmissionsError(f"--shard {shard}: i must be between 1 and N")
     return [s for s in submissions
             if int.from_bytes(hashlib.sha256(s.student.encode()).digest()[:8], "big") % count == index - 1]

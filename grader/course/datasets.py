@@ -45,7 +45,7 @@ import numpy as np
 
 from grader.errors import GraderError
 
-__all__ = ["Dataset", "DatasetError", "load_mnist", "load_cifar10", "resolve_source"]
+__all__ = ["Dataset", "DatasetError", "load_cifar10", "load_mnist", "resolve_source"]
 
 ENV_VAR = "GRADER_DATA_DIR"
 

@@ -1,0 +1,192 @@
+"""An assignment is a folder: master notebook, hidden tests, and a small config (assignment.toml).
+
+The config is parsed and validated once, here, into a typed Assignment. An unknown key, a wrong
+type or a value outside its allowed set is a ConfigError naming the file, the key and what is allowed.
+"""
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from grader.errors import ConfigError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SOLUTIONS_DIR = PROJECT_ROOT / "solutions"
+STARTERS_DIR = PROJECT_ROOT / "assignments"
+CATEGORIES = ("shape", "value", "gradient", "params", "structure", "accuracy")
+VISIBILITIES = ("hidden", "after_due_date", "after_published", "visible")
+CELL_MODES = ("all", "definitions")
+DATASETS = ("mnist", "cifar10")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits of the student process."""
+    call_timeout: float = 10.0
+    cell_timeout: float = 60.0
+    memory_mb: int = 2048
+    cpu_seconds: int = 900
+    submission_budget: float = 900.0
+    output_chars: int = 4000
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """One assignment folder and its validated config."""
+    name: str
+    folder: Path
+    title: str
+    notebook: str
+    functions: tuple[str, ...]
+    limits: Limits
+    cells: str
+    forbidden_modules: tuple[str, ...]
+    hidden_visibility: str
+    submission_files: tuple[str, ...] = ()
+    datasets: tuple[str, ...] = ()
+    thresholds: dict[str, float] = field(default_factory=dict)
+    solution_weights_after: tuple[str, ...] = ()
+    hidden_output: bool = False  # [visibility] hidden_output: show hidden tests' messages to students
+
+    @property
+    def ref(self) -> str:
+        """What load_assignment needs to find this assignment again: its name, or its folder."""
+        return self.name if self.folder.parent == SOLUTIONS_DIR.resolve() else str(self.folder)
+
+    @property
+    def master(self) -> Path:
+        return self.folder / self.notebook
+
+    @property
+    def tests_dir(self) -> Path:
+        return self.folder / "tests"
+
+    @property
+    def starter(self) -> Path:
+        return STARTERS_DIR / self.name / self.notebook
+
+    def digest(self) -> str:
+        """Hash of everything in the folder that can change a grade (tests, config, master)."""
+        return tree_digest(self.folder)
+
+
+def tree_digest(folder: Path, skip: tuple[str, ...] = (".git", "__pycache__", ".ipynb_checkpoints")) -> str:
+    """sha256 over the relative paths and contents of every file under folder."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        rel = path.relative_to(folder)
+        if any(part in skip for part in rel.parts):
+            continue
+        digest.update(str(rel).encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+class _Table:
+    """One table of the TOML file, read key by key; leftover keys are errors."""
+
+    def __init__(self, path: Path, prefix: str, data: Any):
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: [{prefix}] must be a table")
+        self.path, self.prefix, self.data = path, prefix, dict(data)
+
+    def _fail(self, key: str, allowed: str) -> ConfigError:
+        return ConfigError(f"{self.path}: {self.prefix + '.' if self.prefix else ''}{key} must be {allowed}, "
+                           f"not {self.data[key]!r}")
+
+    def text(self, key: str, default: str, allowed: tuple[str, ...] = ()) -> str:
+        value = self.data.pop(key, default)
+        if not isinstance(value, str) or (allowed and value not in allowed):
+            self.data[key] = value
+            raise self._fail(key, f"one of {', '.join(allowed)}" if allowed else "a string")
+        return value
+
+    def texts(self, key: str, allowed: tuple[str, ...] = ()) -> tuple[str, ...]:
+        value = self.data.pop(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) and (not allowed or v in allowed)
+                                                  for v in value):
+            self.data[key] = value
+            raise self._fail(key, f"a list of {', '.join(allowed)}" if allowed else "a list of strings")
+        return tuple(value)
+
+    def number(self, key: str, default: float, kind: type = float) -> Any:
+        value = self.data.pop(key, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or (
+                kind is int and not isinstance(value, int)):
+            self.data[key] = value
+            raise self._fail(key, f"a non-negative {'integer' if kind is int else 'number'}")
+        return kind(value)
+
+    def flag(self, key: str, default: bool) -> bool:
+        value = self.data.pop(key, default)
+        if not isinstance(value, bool):
+            self.data[key] = value
+            raise self._fail(key, "true or false")
+        return value
+
+    def table(self, key: str) -> _Table:
+        return _Table(self.path, f"{self.prefix}.{key}" if self.prefix else key, self.data.pop(key, {}))
+
+    def done(self) -> None:
+        """Refuse the keys nobody read."""
+        if self.data:
+            where = f"[{self.prefix}]" if self.prefix else "the top level"
+            raise ConfigError(f"{self.path}: unknown key(s) in {where}: {', '.join(sorted(self.data))}")
+
+
+def _limits(table: _Table) -> Limits:
+    defaults = Limits()
+    values = {f.name: table.number(f.name, getattr(defaults, f.name), int if f.type == "int" else float)
+              for f in fields(Limits)}
+    table.done()
+    return Limits(**values)
+
+
+def _thresholds(table: _Table) -> dict[str, float]:
+    values = {key: table.number(key, 0.0) for key in list(table.data)}
+    table.done()
+    return values
+
+
+def parse_config(folder: Path, config_path: Path) -> Assignment:
+    """Validate assignment.toml into an Assignment; raise ConfigError naming the file and key."""
+    try:
+        raw = tomllib.loads(config_path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{config_path}: not valid TOML ({exc})") from exc
+    top = _Table(config_path, "", raw)
+    limits, execution, visibility = top.table("limits"), top.table("execution"), top.table("visibility")
+    thresholds, weights = top.table("thresholds"), top.table("solution_weights")
+    assignment = Assignment(
+        name=folder.name, folder=folder,
+        title=top.text("title", folder.name),
+        notebook=top.text("notebook", f"{folder.name}.ipynb"),
+        functions=top.texts("functions"),
+        submission_files=top.texts("submission_files"),
+        datasets=top.texts("datasets", DATASETS),
+        limits=_limits(limits),
+        cells=execution.text("cells", "all", CELL_MODES),
+        forbidden_modules=execution.texts("forbidden_modules"),
+        hidden_visibility=visibility.text("hidden", "after_due_date", VISIBILITIES),
+        hidden_output=visibility.flag("hidden_output", False),
+        thresholds=_thresholds(thresholds),
+        solution_weights_after=weights.texts("after"),
+    )
+    for table in (execution, visibility, weights, top):
+        table.done()
+    return assignment
+
+
+def load_assignment(name_or_path: str | Path) -> Assignment:
+    """Load solutions/<name>/assignment.toml, or the assignment folder at a given path."""
+    folder = Path(name_or_path)
+    if not (folder / "assignment.toml").is_file():
+        folder = SOLUTIONS_DIR / str(name_or_path)
+    config_path = folder / "assignment.toml"
+    if not config_path.is_file():
+        known = sorted(p.parent.name for p in SOLUTIONS_DIR.glob("*/assignment.toml"))
+        raise ConfigError(f"unknown assignment {str(name_or_path)!r}; known: {', '.join(known) or 'none'}")
+    return parse_config(folder.resolve(), config_path)
