@@ -25,6 +25,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from grader.config import PROJECT_ROOT, Assignment, load_assignment, tree_digest
 from grader.ingest.submissions import Submission, discover
+from grader.sandbox.process import probe_sandbox
 from grader.results import Results, SubmissionMeta, write_atomic
 
 RUN_FILE = ".grader-run.json"
@@ -77,12 +78,13 @@ def _init_worker() -> None:
 
 
 def grade_to_file(assignment_folder: str, submission: Submission, out: str, seed: int, data_dir: str | None,
-                  hidden_paths: tuple[str, ...], print_: str) -> dict:
+                  sandbox_mode: str, print_: str) -> dict:
     """Worker task: grade one submission and write its results.json atomically."""
     from grader.grade import grade_submission
     assignment = load_assignment(assignment_folder)
     try:
-        results = grade_submission(assignment, submission, seed=seed, data_dir=data_dir, hidden_paths=hidden_paths)
+        results = grade_submission(assignment, submission, seed=seed, data_dir=data_dir,
+                                   sandbox_mode=sandbox_mode)
         results.meta.fingerprint = print_
     except Exception:
         results = grader_failure(submission, traceback.format_exc())
@@ -118,7 +120,6 @@ def grade_batch(assignment: Assignment, submissions_dir: Path, options: BatchOpt
     submissions = discover(submissions_dir, assignment.notebook) if submissions is None else submissions
     seed = run_seed(reports, options.seed)
     grader_digest, assignment_digest = tree_digest(PROJECT_ROOT / "grader"), assignment.digest()
-    hidden = tuple(str(p.resolve()) for p in (Path(submissions_dir), reports))
     todo, done = [], []
     for sub in submissions:
         out = reports / sub.student / "results.json"
@@ -127,15 +128,17 @@ def grade_batch(assignment: Assignment, submissions_dir: Path, options: BatchOpt
             done.append(summary_of(Results.read(out)) | {"skipped": True})
         else:
             todo.append((sub, str(out), print_))
+    if todo:
+        probe_sandbox(options.sandbox)  # SandboxError before anyone is graded if --sandbox strict cannot hold
     with _progress(options.progress) as progress:
         bar = progress.add_task("", total=len(submissions), completed=len(done))
-        for summary in _run_pool(assignment, todo, options, seed, hidden):
+        for summary in _run_pool(assignment, todo, options, seed):
             done.append(summary)
             progress.update(bar, advance=1, description=summary["student"])
     return done
 
 
-def _run_pool(assignment: Assignment, todo: list, options: BatchOptions, seed: int, hidden: tuple):
+def _run_pool(assignment: Assignment, todo: list, options: BatchOptions, seed: int):
     """Yield each finished summary; after a worker crash, retry its submissions once in a fresh pool."""
     attempts: dict[str, int] = {}
     pending = list(todo)
@@ -144,7 +147,7 @@ def _run_pool(assignment: Assignment, todo: list, options: BatchOptions, seed: i
         with ProcessPoolExecutor(max_workers=max(1, min(options.jobs, len(pending))), mp_context=context,
                                  initializer=_init_worker) as pool:
             futures = {pool.submit(grade_to_file, str(assignment.folder), sub, out, seed, options.data_dir,
-                                   hidden, print_): (sub, out, print_) for sub, out, print_ in pending}
+                                   options.sandbox, print_): (sub, out, print_) for sub, out, print_ in pending}
             pending = []
             while futures:
                 finished, _ = wait(futures, return_when=FIRST_COMPLETED)

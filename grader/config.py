@@ -31,6 +31,7 @@ class Limits:
     cpu_seconds: int = 900
     submission_budget: float = 900.0
     output_chars: int = 4000
+    reply_mb: int = 64
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """Grade one submission: ingest -> isolated student process -> hidden tests -> one results model."""
 from __future__ import annotations
 
+import os
 import resource
 import shutil
 import tempfile
@@ -9,27 +10,43 @@ from pathlib import Path
 
 from grader.config import PROJECT_ROOT, Assignment
 from grader.errors import IngestError
+from grader.ingest import submissions as ingest
 from grader.ingest.notebook import keep_definitions, read_notebook
-from grader.ingest.submissions import Submission
+from grader.ingest.submissions import Submission, UnsafeFile, left_out, open_regular, read_chunks
 from grader.results import Results, SubmissionMeta, TestResult
 from grader.sandbox import static_scan
 from grader.sandbox.process import StudentSession
 from grader.testing.plugin import GradingPlugin, Outcome, run_hidden_tests
 
-MAX_SUBMISSION_BYTES = 512 << 20
 
+def copy_files(submission: Submission, target: Path) -> list[str]:
+    """Copy the submission's regular files (not .git) into target; return a note per file left out.
 
-def copy_files(submission: Submission, target: Path) -> None:
-    """Copy the submission's files (not .git) into target, refusing oversized submissions."""
-    files = submission.files()
-    if sum(p.stat().st_size for p in files) > MAX_SUBMISSION_BYTES:
-        raise IngestError(f"the submission is over {MAX_SUBMISSION_BYTES >> 20} MB; remove datasets and "
-                          "large files (keep the notebook and the weights files)")
-    base = submission.folder or submission.notebook.parent
-    for path in files:
-        destination = target / path.relative_to(base)
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, destination)
+    Never follows a link: each file is opened with open_regular (O_NOFOLLOW on every component,
+    O_NONBLOCK, fstat of the descriptor), so a file swapped for a link or a FIFO after discovery is
+    left out; so is a file over the per-file limit, or one that would take the submission over its limit.
+    """
+    target.mkdir(parents=True, exist_ok=True)
+    base, found = submission.base, submission.scan()
+    notes, total = list(found.notes), 0
+    for rel in found.files if base else ():
+        destination, left, written = target / rel, ingest.MAX_SUBMISSION_BYTES - total, 0
+        try:
+            fd = open_regular(base, rel)
+            try:
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                with open(destination, "wb") as out:
+                    for chunk in (read_chunks(fd) if left >= ingest.MAX_FILE_BYTES
+                                  else read_chunks(fd, left, "left for the whole submission")):
+                        written += out.write(chunk)
+            finally:
+                os.close(fd)
+            total += written
+        except (UnsafeFile, OSError) as exc:
+            destination.unlink(missing_ok=True)
+            why = str(exc) if isinstance(exc, UnsafeFile) else f"it could not be read ({exc.strerror or exc})"
+            notes.append(left_out(rel, why))
+    return notes
 
 
 def _test_result(outcome: Outcome, assignment: Assignment) -> TestResult:
@@ -57,20 +74,21 @@ def _student_output(results: list[TestResult], session: StudentSession, problem:
 
 
 def grade_submission(assignment: Assignment, submission: Submission, *, seed: int, data_dir: str | None = None,
-                     hidden_paths: tuple[str, ...] = ()) -> Results:
+                     sandbox_mode: str = "strict") -> Results:
     """Grade one submission and return its results model (nothing is written here)."""
     began = time.monotonic()
     timings: dict[str, float] = {}
     workdir = Path(tempfile.mkdtemp(prefix=f"grader-{submission.student}-"))
     sandbox, files = workdir / "sandbox", workdir / "files"
-    problem, notes, cells = submission.problem, [], []
+    problem, notes, cells = submission.problem, list(submission.notes), []
     try:
         if not problem:
             try:
                 notebook = read_notebook(submission.notebook)
-                cells, notes = notebook.cells, notebook.notes
-                copy_files(submission, sandbox)
-                copy_files(submission, files)
+                cells = notebook.cells
+                copied = copy_files(submission, sandbox) + copy_files(submission, files)
+                notes += [n for i, n in enumerate(copied) if n not in notes and n not in copied[:i]]
+                notes += notebook.notes
             except IngestError as exc:
                 problem = str(exc)
         if assignment.cells == "definitions":
@@ -79,10 +97,8 @@ def grade_submission(assignment: Assignment, submission: Submission, *, seed: in
         files.mkdir(exist_ok=True)
         timings["ingest"] = time.monotonic() - began
         session = StudentSession(
-            cells, sandbox, assignment.limits,
-            hidden_paths=[str(p) for p in (*hidden_paths, PROJECT_ROOT / "solutions", PROJECT_ROOT / "tests",
-                                           files)],
-            forbidden_modules=assignment.forbidden_modules,
+            cells, sandbox, assignment.limits, forbidden_modules=assignment.forbidden_modules,
+            sandbox_mode=sandbox_mode,
             unavailable=f"your notebook could not be graded: {problem}" if problem else "")
         plugin = GradingPlugin(assignment, session, files=files, workdir=workdir, seed=seed, data_dir=data_dir,
                                static_forbidden=static_scan.scan(cells, assignment.forbidden_modules))

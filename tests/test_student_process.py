@@ -34,8 +34,7 @@ def session(tmp_path):
     sandbox = tmp_path / "sandbox"
     sandbox.mkdir()
     (sandbox / "weights.txt").write_text("beside the notebook")
-    session = StudentSession(["import numpy as np", PROBES], sandbox, Limits(call_timeout=10),
-                             hidden_paths=[str(PROJECT_ROOT / "solutions"), str(PROJECT_ROOT / "tests")])
+    session = StudentSession(["import numpy as np", PROBES], sandbox, Limits(call_timeout=10))
     yield session
     session.close()
 
@@ -67,13 +66,15 @@ def test_files_beside_the_notebook_are_there(session):
 ])
 def test_the_sandbox_refuses(session, name, args):
     reply = call(session, name, *args)
-    assert reply["status"] == "raised" and "SandboxViolation" in reply["error"], reply
+    assert reply["status"] == "raised" and ("SandboxViolation" in reply["error"] or "PermissionError" in reply["error"]), reply
     assert not (PROJECT_ROOT / "pwned.txt").exists()
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="namespaces as an unprivileged user depend on the kernel's settings")
-def test_os_level_isolation_applies_as_root(session):
+@pytest.mark.skipif(os.geteuid() != 0, reason="this machine and CI run as root; other platforms: SECURITY.md")
+def test_every_layer_applies_as_root(session):
     call(session, "heavy_modules")
-    assert session.isolation["network"].startswith("private network namespace")
-    assert "hidden by tmpfs" in session.isolation["hidden_paths"]
-    assert session.isolation["capabilities"] == "all dropped"
+    report = session.isolation
+    assert report["network"].startswith("private network namespace")
+    assert report["filesystem"].startswith("minimal root") and report["processes"].startswith("PID namespace")
+    assert report["identity"].startswith("uid 65534") and report["seccomp"].startswith("filter loaded")
+    assert report["capabilities"].startswith("all dropped") and "weak" not in report

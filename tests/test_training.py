@@ -8,7 +8,7 @@ import pytest
 keras = pytest.importorskip("keras")
 from keras import layers  # noqa: E402
 
-from grader import training  # noqa: E402
+from grader.course import training  # noqa: E402
 from grader.course.datasets import Dataset  # noqa: E402
 
 RECIPE = training.Recipe(name="tiny", dataset="tiny", learning_rate=0.01, batch_size=16, epochs=5, train_subset=96,

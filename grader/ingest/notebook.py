@@ -15,6 +15,7 @@ import nbformat
 from IPython.core.inputtransformer2 import TransformerManager
 
 from grader.errors import IngestError
+from grader.ingest.submissions import UnsafeFile, read_regular
 
 BODY_CELL_MAGICS = {"time", "timeit", "capture", "prun"}
 _transformer = TransformerManager()
@@ -28,9 +29,17 @@ class Notebook:
 
 
 def read_notebook(path: Path) -> Notebook:
-    """Read any nbformat version; raise IngestError with a student-readable reason."""
+    """Read any nbformat version; raise IngestError with a student-readable reason.
+
+    The file is opened without following a link and must be a regular file under the size limit
+    (see grader.ingest.submissions.open_regular): a notebook that is a link to another notebook
+    (the master solution, a classmate's) is refused, and a FIFO never blocks.
+    """
+    path = Path(path)
     try:
-        raw = path.read_text(encoding="utf-8")
+        raw = read_regular(path.parent, path.name).decode("utf-8")
+    except UnsafeFile as exc:
+        raise IngestError(f"{path.name} cannot be graded: {exc}")
     except UnicodeDecodeError:
         raise IngestError(f"{path.name} is not a text file; submit the .ipynb saved by Jupyter")
     if not raw.strip():

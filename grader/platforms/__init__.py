@@ -6,7 +6,6 @@ platform reads from the results model.
 from __future__ import annotations
 
 import re
-import shutil
 import tempfile
 import traceback
 from functools import cache
@@ -16,7 +15,16 @@ import jinja2
 
 from grader.config import PROJECT_ROOT, Assignment
 from grader.errors import ConfigError
-from grader.ingest.submissions import SKIP_PARTS, Submission, discover, safe_name
+from grader.ingest.submissions import (
+    SKIP_PARTS,
+    Submission,
+    UnsafeFile,
+    from_folder,
+    left_out,
+    read_regular,
+    safe_name,
+    scan,
+)
 from grader.results import Results
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -60,12 +68,29 @@ def source_files(assignment: Assignment) -> list[tuple[str, Path]]:
     return files
 
 
-def copy_submission(folder: Path, root: Path, student: str, exclude: set[str] = frozenset()) -> Path:
-    """Copy a submission folder to root/<student>/ (skipping .git, .github and the given names)."""
-    target = root / student
-    skip = SKIP_PARTS | set(exclude)
-    shutil.copytree(folder, target, symlinks=False, ignore=lambda d, names: [n for n in names if n in skip])
-    return target
+def copy_submission(folder: Path, root: Path, student: str, notebook_name: str,
+                    exclude: set[str] | frozenset[str] = frozenset()) -> Submission:
+    """Copy one student's submission folder to root/<student>/ and return it as a Submission there.
+
+    The folder is walked without following links (skipping .git, .github and the given names);
+    only regular files under the size limits are copied, each opened with open_regular. Whatever
+    is left out (links, FIFOs, devices, sockets, oversized files) becomes a note of the submission.
+    """
+    folder, target = Path(folder), root / student
+    target.mkdir(parents=True)
+    original = from_folder(folder, student, notebook_name, skip=SKIP_PARTS | set(exclude))
+    if original.notebook is None:
+        return Submission(student, None, target, original.problem, original.notes)
+    notes, base = list(original.notes), original.folder
+    for rel in scan(base, SKIP_PARTS | set(exclude), first=original.notebook.name).files:
+        destination = target / base.relative_to(folder) / rel
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            destination.write_bytes(read_regular(base, rel))
+        except UnsafeFile as exc:
+            notes.append(left_out(rel, str(exc)))
+    notebook = target / original.notebook.relative_to(folder)
+    return Submission(student, notebook, notebook.parent, notes=tuple(notes))
 
 
 def grade_folder(assignment: Assignment, folder: Path, student: str, reports: Path,
@@ -73,7 +98,8 @@ def grade_folder(assignment: Assignment, folder: Path, student: str, reports: Pa
     """Grade one submission folder into reports/<student>/results.json and return its results.
 
     Uses the TA's batch code (isolated student process, one worker); if even that fails, the
-    results say the grader failed, so the platform always gets a well-formed answer.
+    results say the grader failed, so the platform always gets a well-formed answer. Links in the
+    folder are never followed (see copy_submission).
     """
     from grader.batch import BatchOptions, grade_batch, grader_failure
     student = safe_name(student)
@@ -81,10 +107,9 @@ def grade_folder(assignment: Assignment, folder: Path, student: str, reports: Pa
         root = Path(tmp) / "submissions"
         root.mkdir()
         try:
-            copy_submission(Path(folder), root, student, exclude)
-            submissions = [s for s in discover(root, assignment.notebook) if s.student == student]
+            submission = copy_submission(Path(folder), root, student, assignment.notebook, exclude)
             grade_batch(assignment, root, BatchOptions(reports=reports, jobs=1, force=True, seed=seed,
-                                                       progress=False), submissions)
+                                                       progress=False), [submission])
         except Exception:
             grader_failure(Submission(student, None, None), traceback.format_exc()).write(
                 reports / student / "results.json")

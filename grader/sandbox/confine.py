@@ -1,32 +1,70 @@
-"""OS-level confinement the student process applies to itself before any student code runs.
+"""Kernel-enforced confinement the student process applies to itself before any student code runs.
 
-Standard library only: it runs first thing in the student process, while that process is still
-single-threaded. Each layer is applied where the machine allows it and reported back:
-resource limits always; a private network namespace (no network at all) and a private mount
-namespace that hides the grader's folders when the kernel lets us; then every capability dropped.
+Layers, each applied where the machine allows it and reported back to the grader:
+
+- namespaces: a private mount, network (no interfaces), PID, IPC and UTS namespace. In the new
+  PID namespace the student is PID 1 and sees only itself; when it ends, everything it started ends.
+- a minimal root (pivot_root onto a fresh tmpfs): the system's /usr, /lib and /etc, the Python
+  installation and its site-packages, read-only; /proc of the new PID namespace; a few /dev nodes;
+  and the sandbox copy of the submission, the only writable place. The checkout, the venv's
+  other files, the reports, caches, datasets and other students' sandboxes are simply not there.
+  Packages an assignment forbids (e.g. tensorflow for a NumPy-only assignment) are covered by
+  empty read-only mounts, so no import route can reach them.
+- an identity that owns nothing: when the grader is root, the student runs as an unprivileged
+  uid/gid (default nobody); otherwise inside a user namespace. Every capability is dropped and
+  no_new_privs is set.
+- Landlock, where the kernel has it: read-only access to the system and Python, read-write to the sandbox.
+- resource limits: address space, CPU time, file size, no core dumps.
+- a seccomp filter (grader.sandbox.syscalls), installed last, which cannot be undone.
+
+Standard library only (plus libseccomp through grader.sandbox.syscalls); runs while single-threaded.
 """
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
+import pwd
 import resource
 import signal
+import sys
+from dataclasses import dataclass, field
 
-CLONE_NEWNS = 0x00020000
-CLONE_NEWUSER = 0x10000000
-CLONE_NEWNET = 0x40000000
+CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
+CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x10000000, 0x20000000, 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
-MS_REC, MS_PRIVATE = 0x4000, 1 << 18
-PR_SET_PDEATHSIG, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 1, 24, 38
+MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 0x4000, 1 << 18
+MNT_DETACH = 2
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 1, 4, 24, 38
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
+SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}
+SYSTEM_DIRS = ("/usr", "/lib", "/lib64", "/lib32", "/libx32", "/bin", "/sbin", "/etc")
+DEVICES = ("null", "zero", "full", "random", "urandom")
+ESSENTIAL = ("identity", "seccomp", "network")
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
+class ConfinementError(OSError):
+    """A layer could not be applied."""
+
+
+@dataclass
+class Plan:
+    """What the grader asks the student process to apply (sent in the setup message)."""
+    sandbox: str
+    root: str                      # an empty folder to build the minimal root on
+    uid: int = 65534
+    gid: int = 65534
+    hide_modules: tuple[str, ...] = ()
+    readable: tuple[str, ...] = ()  # extra read-only folders (the Python installation is added here)
+    report: dict[str, str] = field(default_factory=dict)
+
+
 def _check(result: int, what: str) -> None:
     if result != 0:
-        errno = ctypes.get_errno()
-        raise OSError(errno, f"{what}: {os.strerror(errno)}")
+        code = ctypes.get_errno()
+        raise ConfinementError(code, f"{what}: {os.strerror(code)}")
 
 
 def set_limits(memory_mb: int, cpu_seconds: int, max_file_mb: int = 256) -> None:
@@ -40,16 +78,28 @@ def set_limits(memory_mb: int, cpu_seconds: int, max_file_mb: int = 256) -> None
 
 
 def die_with_parent() -> None:
-    """Be killed if the grader process that started us dies."""
+    """Be killed if the process that started us dies."""
     _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
-def _enter_namespaces() -> None:
-    if os.geteuid() == 0:
-        _check(_libc.unshare(CLONE_NEWNET | CLONE_NEWNS), "unshare")
-        return
+def python_dirs() -> tuple[str, ...]:
+    """The Python installation and the venv: what the student needs to read to run Python and NumPy."""
+    return tuple(sorted({os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}))
+
+
+def _site_packages() -> list[str]:
+    return sorted({os.path.realpath(p) for p in sys.path if p.endswith("site-packages") and os.path.isdir(p)})
+
+
+# ------------------------------------------------------------------ namespaces and the minimal root
+
+def _unshare(flags: int) -> None:
+    _check(_libc.unshare(flags), "unshare")
+
+
+def _enter_user_namespace() -> None:
     uid, gid = os.geteuid(), os.getegid()
-    _check(_libc.unshare(CLONE_NEWUSER | CLONE_NEWNET | CLONE_NEWNS), "unshare")
+    _unshare(CLONE_NEWUSER)
     with open("/proc/self/setgroups", "w") as f:
         f.write("deny")
     with open("/proc/self/uid_map", "w") as f:
@@ -58,41 +108,175 @@ def _enter_namespaces() -> None:
         f.write(f"{gid} {gid} 1")
 
 
-def _hide(paths: list[str]) -> None:
-    _check(_libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None), "mount --make-rprivate /")
-    for path in paths:
-        if os.path.isdir(path):
-            _check(_libc.mount(b"tmpfs", path.encode(), b"tmpfs",
-                               MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, b"size=4k,mode=0"),
-                   f"mount tmpfs on {path}")
+def _mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
+    _check(_libc.mount(source.encode() if source else None, target.encode(), fstype.encode() if fstype else None,
+                       flags, data.encode() if data else None), f"mount {target}")
+
+
+def _bind(root: str, path: str, *, writable: bool = False) -> None:
+    """Bind path at the same place under root; read-only unless writable."""
+    target = root + path
+    if os.path.isdir(path):
+        os.makedirs(target, mode=0o755, exist_ok=True)
+    else:
+        os.makedirs(os.path.dirname(target), mode=0o755, exist_ok=True)
+        with open(target, "a"):
+            pass
+    _mount(path, target, None, MS_BIND | MS_REC)
+    flags = MS_BIND | MS_REMOUNT | MS_NOSUID | (0 if writable else MS_RDONLY)
+    if writable:
+        flags |= MS_NODEV
+    _mount(None, target, None, flags)
+
+
+REFUSAL = "raise ImportError({!r})\n"
+
+
+def _hide(root: str, path: str, module: str) -> None:
+    """Cover a package folder or module file under root with a read-only stub whose import fails."""
+    target = root + path
+    text = REFUSAL.format(f"{module} is not available in this assignment's grading environment")
+    flags = MS_NOSUID | MS_NODEV | MS_NOEXEC
+    if os.path.isdir(target):
+        _mount("tmpfs", target, "tmpfs", flags, "size=16k,mode=0755")
+        with open(os.path.join(target, "__init__.py"), "w") as stub:
+            stub.write(text)
+        _mount(None, target, None, MS_REMOUNT | MS_RDONLY | flags)
+    elif os.path.isfile(target):
+        _mount("/dev/null", target, None, MS_BIND)
+
+
+def _module_paths(modules: tuple[str, ...]) -> list[tuple[str, str]]:
+    """(path, module) for every place under site-packages that could hold one of these modules."""
+    found: list[tuple[str, str]] = []
+    for site in _site_packages():
+        for module in modules:
+            base = os.path.join(site, *module.split("."))
+            found += [(base, module)] if os.path.isdir(base) else []
+            parent = os.path.dirname(base)
+            if os.path.isdir(parent):
+                stem = os.path.basename(base)
+                found += [(os.path.join(parent, n), module) for n in os.listdir(parent)
+                          if n == stem + ".py" or (n.startswith(stem + ".") and n.endswith(".so"))]
+    return found
+
+
+def _build_root(plan: Plan) -> None:
+    root = plan.root
+    _mount(None, "/", None, MS_REC | MS_PRIVATE)
+    _mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0755")
+    for path in SYSTEM_DIRS:
+        if os.path.islink(path):
+            os.symlink(os.readlink(path), root + path)
+        elif os.path.isdir(path):
+            _bind(root, path)
+    for path in (*python_dirs(), *plan.readable):
+        _bind(root, path)
+    for path, module in _module_paths(plan.hide_modules):
+        _hide(root, path, module)
+    os.makedirs(root + "/dev", mode=0o755)
+    for name in DEVICES:
+        if os.path.exists(f"/dev/{name}"):
+            _bind(root, f"/dev/{name}", writable=True)
+    os.symlink("/proc/self/fd", root + "/dev/fd")
+    os.makedirs(root + "/proc", mode=0o555)
+    _mount("proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    _bind(root, plan.sandbox, writable=True)
+    old = root + "/.old"
+    os.makedirs(old)
+    machine = os.uname().machine
+    if machine not in SYS_PIVOT_ROOT:
+        raise ConfinementError(errno.ENOSYS, f"pivot_root: unknown architecture {machine}")
+    _check(_libc.syscall(SYS_PIVOT_ROOT[machine], root.encode(), old.encode()), "pivot_root")
+    os.chdir("/")
+    _check(_libc.umount2(b"/.old", MNT_DETACH), "umount old root")
+    os.rmdir("/.old")
+    _mount(None, "/", None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
+
+
+def _become_pid_one() -> None:
+    """Fork into the new PID namespace; this process waits and passes on the child's exit."""
+    child = os.fork()
+    if child:
+        os.closerange(3, 1 << 16)
+        _, status = os.waitpid(child, 0)
+        if os.WIFSIGNALED(status):
+            signal.signal(os.WTERMSIG(status), signal.SIG_DFL)
+            os.kill(os.getpid(), os.WTERMSIG(status))
+        os._exit(os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 1)
+    die_with_parent()
+
+
+# ------------------------------------------------------------------ identity and capabilities
+
+def _drop_identity(uid: int, gid: int) -> None:
+    for cap in range(64):
+        _libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)  # EINVAL past the last capability is fine
+    os.setgroups([])
+    os.setresgid(gid, gid, gid)
+    os.setresuid(uid, uid, uid)
 
 
 def _drop_capabilities() -> None:
     for cap in range(64):
-        _libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)  # EINVAL past the last capability is fine
+        _libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)
     header = (ctypes.c_uint32 * 2)(_LINUX_CAPABILITY_VERSION_3, 0)
     data = (ctypes.c_uint32 * 6)()
     _check(_libc.capset(header, data), "capset")
     _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
 
 
-def confine(hidden_paths: list[str]) -> dict[str, str]:
-    """Apply every layer the machine allows; return a report of what holds."""
-    report = {}
+def resolve_identity(name: str) -> tuple[int, int]:
+    """uid and gid of a user name (or "uid:gid")."""
+    if ":" in name:
+        uid, gid = name.split(":", 1)
+        return int(uid), int(gid)
+    entry = pwd.getpwnam(name)
+    return entry.pw_uid, entry.pw_gid
+
+
+# ------------------------------------------------------------------ the whole sequence
+
+def confine(plan: Plan) -> dict[str, str]:
+    """Apply every layer but seccomp (grader.sandbox.syscalls does that last); return what holds.
+
+    The returned report maps each layer to a sentence. The grader decides what is enough.
+    """
+    from grader.sandbox import landlock
+    report = plan.report
+    root = os.geteuid() == 0
     try:
-        _enter_namespaces()
-        report["network"] = "private network namespace (no interfaces up)"
-        try:
-            _hide(hidden_paths)
-            report["hidden_paths"] = f"{len(hidden_paths)} grader folders hidden by tmpfs"
-        except OSError as exc:
-            report["hidden_paths"] = f"not hidden ({exc}); audit hook only"
+        if not root:
+            _enter_user_namespace()
+        _unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS)
+        _become_pid_one()
+        report["namespaces"] = "private mount, network, PID, IPC and UTS namespaces"
+        report["network"] = "private network namespace (no interfaces)"
+        report["processes"] = "PID namespace: the student process is PID 1 and sees only itself"
+        _build_root(plan)
+        report["filesystem"] = ("minimal root: system and Python read-only, the sandbox writable, "
+                                f"{len(plan.hide_modules)} forbidden package(s) hidden")
+    except (OSError, ConfinementError) as exc:
+        report["namespaces"] = f"unavailable ({exc})"
+    try:
+        landlock.restrict(read_only=(*SYSTEM_DIRS, "/proc", "/dev", *python_dirs(), *plan.readable),
+                          read_write=(plan.sandbox, "/dev/null"))
+        report["landlock"] = "file-system rules: read-only system and Python, read-write sandbox"
     except OSError as exc:
-        report["network"] = f"audit hook only ({exc})"
-        report["hidden_paths"] = "audit hook only"
+        report["landlock"] = f"unavailable ({exc})"
     try:
+        if root:
+            _drop_identity(plan.uid, plan.gid)
+            report["identity"] = f"uid {plan.uid}, gid {plan.gid} (owns nothing but the sandbox copy)"
         _drop_capabilities()
-        report["capabilities"] = "all dropped"
+        report["capabilities"] = "all dropped; no_new_privs"
+        if not root:
+            mapped = "namespaces" in report and not report["namespaces"].startswith("unavailable")
+            report["identity"] = (f"uid {os.getuid()} confined by a user namespace" if mapped
+                                  else f"uid {os.getuid()} confined by Landlock" if "unavailable" not in
+                                  report["landlock"] else f"unavailable (uid {os.getuid()}, no namespace, no Landlock)")
     except OSError as exc:
-        report["capabilities"] = f"unchanged ({exc})"
+        report["identity"] = f"unavailable ({exc})"
+    os.chdir(plan.sandbox)
+    _libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
     return report

@@ -6,6 +6,7 @@ process (re-running the cells, skipping any cell that hung or killed the process
 """
 from __future__ import annotations
 
+import json
 import os
 import select
 import signal
@@ -16,12 +17,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from grader.config import PROJECT_ROOT, Limits
+from grader.errors import GraderError, SandboxError, StudentError
 from grader.results import CellLog
 from grader.sandbox import wire
+from grader.sandbox.wire import Status
 
 STUDENT_MAIN = Path(__file__).with_name("student_main.py")
-MAX_REPLY_BYTES = 1 << 30
 READY_TIMEOUT = 60.0
+MAX_MODEL_BYTES = 256 << 20
+SANDBOX_MODES = ("strict", "best-effort")
+DEFAULT_IDENTITY = "nobody"
+AUDIT_HOOK_ENV = "GRADER_AUDIT_HOOK"  # "0": no audit hook (the grader's own tests prove the kernel layers alone)
 
 
 class ProcessTimeout(Exception):
@@ -72,14 +78,15 @@ def student_environment(sandbox: Path) -> dict[str, str]:
 class StudentProcess:
     """One running student process and its two pipes."""
 
-    def __init__(self, sandbox: Path, output: Path, setup: dict):
+    def __init__(self, sandbox: Path, output: Path, setup: dict, max_reply_bytes: int):
         self.sandbox, self.output, self.setup = sandbox, output, setup
+        self.max_reply_bytes = max_reply_bytes
         self.proc: subprocess.Popen | None = None
         self.peak_mb = 0.0
+        self._next_id = 0
 
     def start(self) -> dict:
         """Spawn the process, send the setup, and wait for its ready message."""
-        (self.sandbox / ".tmp").mkdir(parents=True, exist_ok=True)
         request_r, self.request_w = os.pipe()
         self.reply_r, reply_w = os.pipe()
         with open(self.output, "ab") as out:
@@ -89,33 +96,39 @@ class StudentProcess:
                 stdout=out, stderr=subprocess.STDOUT, pass_fds=(request_r, reply_w), start_new_session=True)
         os.close(request_r)
         os.close(reply_w)
-        import json
         self._send(json.dumps(self.setup).encode())
-        return self._receive(time.monotonic() + READY_TIMEOUT)
+        return self._receive(0, time.monotonic() + READY_TIMEOUT)
 
     def request(self, message: dict, timeout: float) -> dict:
-        """Send one request; return the reply, or raise ProcessTimeout / ProcessDied."""
+        """Send one request; return its reply, or raise ProcessTimeout / ProcessDied."""
+        self._next_id += 1
         try:
-            self._send(wire.dumps(message))
+            self._send(wire.dumps(message | {"id": self._next_id}))
         except BrokenPipeError:
-            raise ProcessDied(describe_exit(self._wait()))
-        return self._receive(time.monotonic() + timeout)
+            raise ProcessDied(describe_exit(self._wait())) from None
+        return self._receive(self._next_id, time.monotonic() + timeout)
 
     def _send(self, payload: bytes) -> None:
-        data = memoryview(len(payload).to_bytes(8, "big") + payload)
+        data = memoryview(wire.frame(payload))
         while data:
             data = data[os.write(self.request_w, data):]
 
-    def _receive(self, deadline: float) -> dict:
-        size = int.from_bytes(self._read(8, deadline), "big")
-        if size > MAX_REPLY_BYTES:
-            self.kill()
-            raise ProcessDied(f"it sent a reply of {size} bytes, over the grader's limit")
-        try:
-            reply = wire.loads(self._read(size, deadline))
-        except (wire.WireError, ValueError) as exc:
-            reply = {"status": "bad_value", "message": f"unreadable reply ({exc})"}
-        return reply if isinstance(reply, dict) else {"status": "bad_value", "message": "unreadable reply"}
+    def _receive(self, request_id: int, deadline: float) -> dict:
+        """The reply to request_id; stale replies (to earlier requests, or forged) are skipped."""
+        while True:
+            size = wire.frame_size(self._read(wire.FRAME_HEADER, deadline))
+            if size > self.max_reply_bytes:
+                self.kill()
+                raise ProcessDied(f"it sent a reply of {size:,} bytes, over the grader's limit of "
+                                  f"{self.max_reply_bytes:,}")
+            try:
+                reply = wire.loads(self._read(size, deadline))
+            except (wire.WireError, ValueError) as exc:
+                return {"status": Status.BAD_VALUE, "message": f"unreadable reply ({exc})"}
+            if not isinstance(reply, dict):
+                return {"status": Status.BAD_VALUE, "message": "unreadable reply"}
+            if reply.get("id") == request_id:
+                return reply
 
     def _read(self, n: int, deadline: float) -> bytes:
         chunks, remaining = [], n
@@ -132,6 +145,7 @@ class StudentProcess:
         return b"".join(chunks)
 
     def _wait(self) -> int | None:
+        assert self.proc is not None
         try:
             return self.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
@@ -139,13 +153,24 @@ class StudentProcess:
             return None
 
     def peak_memory_mb(self) -> float:
-        """Peak resident memory of the running process (VmHWM), 0 if it cannot be read."""
-        try:
-            with open(f"/proc/{self.proc.pid}/status") as status:
-                line = next(line for line in status if line.startswith("VmHWM:"))
-            return int(line.split()[1]) / 1024
-        except (OSError, StopIteration, ValueError, AttributeError):
+        """Peak resident memory (VmHWM) of the student process (the namespace's PID 1), 0 if unreadable."""
+        if self.proc is None:
             return 0.0
+        pids = [self.proc.pid]
+        try:
+            with open(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children") as children:
+                pids += [int(p) for p in children.read().split()]
+        except (OSError, ValueError):
+            pass
+        peak = 0.0
+        for pid in pids:
+            try:
+                with open(f"/proc/{pid}/status") as status:
+                    line = next(line for line in status if line.startswith("VmHWM:"))
+                peak = max(peak, int(line.split()[1]) / 1024)
+            except (OSError, StopIteration, ValueError):
+                continue
+        return peak
 
     def kill(self) -> None:
         """Kill the process and anything it started; close the pipes."""
@@ -175,9 +200,10 @@ class StudentSession:
     cells: list[str]
     sandbox: Path
     limits: Limits
-    hidden_paths: list[str]
     forbidden_modules: tuple[str, ...] = ()
     unavailable: str = ""
+    sandbox_mode: str = "strict"
+    identity: str = DEFAULT_IDENTITY
     cell_logs: dict[int, CellLog] = field(default_factory=dict)
     isolation: dict = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=lambda: {"start": 0.0, "cells": 0.0, "calls": 0.0})
@@ -187,6 +213,7 @@ class StudentSession:
     _processes: list[StudentProcess] = field(default_factory=list)
     _timeouts: dict[str, int] = field(default_factory=dict)
     _started_at: float = field(default_factory=time.monotonic)
+    _models: int = 0
 
     @property
     def output_path(self) -> Path:
@@ -210,19 +237,25 @@ class StudentSession:
             return self._process
         if self._process is not None or self.cell_logs:
             self.restarts += 1
+        uid, gid = prepare_sandbox(self.sandbox, self.identity)
         while True:
             began = time.monotonic()
+            root = self.sandbox.parent / f"root-{len(self._processes)}"
+            root.mkdir(mode=0o700)
             process = StudentProcess(self.sandbox, self.output_path, {
-                "sandbox": str(self.sandbox), "project_root": str(PROJECT_ROOT), "cells": self.cells,
-                "forbidden": list(self.forbidden_modules), "hidden_paths": self.hidden_paths,
-                "memory_mb": self.limits.memory_mb, "cpu_seconds": self.limits.cpu_seconds})
+                "sandbox": str(self.sandbox), "root": str(root), "uid": uid, "gid": gid,
+                "project_root": str(PROJECT_ROOT), "cells": self.cells,
+                "forbidden": list(self.forbidden_modules), "hide_modules": list(self.forbidden_modules),
+                "memory_mb": self.limits.memory_mb, "cpu_seconds": self.limits.cpu_seconds,
+                "audit_hook": os.environ.get(AUDIT_HOOK_ENV, "1") != "0"},
+                self.limits.reply_mb << 20)
             self._processes.append(process)
             try:
                 ready = process.start()
             except (ProcessTimeout, ProcessDied) as exc:
                 process.kill()
-                raise RuntimeError(f"the student process could not start: {exc}") from exc
-            self.isolation = ready.get("isolation", {})
+                raise GraderError(f"the student process could not start: {exc}") from exc
+            self.isolation = check_isolation(ready.get("isolation", {}), self.sandbox_mode)
             self.timings["start"] += time.monotonic() - began
             began = time.monotonic()
             finished = self._run_cells(process)
@@ -257,8 +290,11 @@ class StudentSession:
 
     def call(self, name: str, args: tuple, kwargs: dict, timeout: float, *,
              return_inputs: bool = False, model: bool = False) -> dict:
-        """Run name(*args, **kwargs) in the student process; return its reply or raise StudentProcessError."""
-        from grader.errors import StudentError
+        """Run name(*args, **kwargs) in the student process; return its reply or raise StudentError.
+
+        With model=True the function's keras.Model is saved where the grader chooses; the reply's
+        "model_file" is that path on the grader's side.
+        """
         if self.unavailable:
             raise StudentError(self.unavailable)
         if self._timeouts.get(name, 0) >= 2:
@@ -268,18 +304,25 @@ class StudentSession:
                                f"`{name}` was not called")
         process = self.ensure_started()
         began = time.monotonic()
+        request = {"op": "call", "name": name, "args": list(args), "kwargs": kwargs,
+                   "return_inputs": return_inputs, "model": model}
+        if model:
+            self._models += 1
+            request["model_path"] = str(self.sandbox / f".model-{self._models}.keras")
         try:
-            return process.request({"op": "call", "name": name, "args": list(args), "kwargs": kwargs,
-                                    "return_inputs": return_inputs, "model": model}, timeout)
+            reply = process.request(request, timeout)
         except ProcessTimeout:
             self._timeouts[name] = self._timeouts.get(name, 0) + 1
             raise StudentError(f"`{name}` did not return within {timeout:g} s (an infinite loop, or far too "
-                               "slow); the grader stopped it and runs the other tests in a fresh process")
+                               "slow); the grader stopped it and runs the other tests in a fresh process") from None
         except ProcessDied as exc:
             raise StudentError(f"the student process died while running `{name}`: {exc}. "
-                               "The grader runs the other tests in a fresh process")
+                               "The grader runs the other tests in a fresh process") from None
         finally:
             self.timings["calls"] += time.monotonic() - began
+        if model:
+            reply["model_file"] = request["model_path"]
+        return reply
 
     @property
     def peak_memory_mb(self) -> float:
@@ -291,3 +334,54 @@ class StudentSession:
         if self._process is not None:
             self._process.kill()
             self._process = None
+
+
+def prepare_sandbox(sandbox: Path, identity: str) -> tuple[int, int]:
+    """Give the sandbox copy to the student's identity (when the grader is root); return its uid and gid."""
+    from grader.sandbox.confine import resolve_identity
+    if os.geteuid() != 0:
+        return os.geteuid(), os.getegid()
+    uid, gid = resolve_identity(identity)
+    os.chmod(sandbox.parent, 0o711)  # the student may traverse to its sandbox, not list or read beside it
+    for folder, dirs, files in os.walk(sandbox):
+        for name in (folder, *(os.path.join(folder, n) for n in dirs + files)):
+            os.chown(name, uid, gid, follow_symlinks=False)
+    return uid, gid
+
+
+ESSENTIAL_LAYERS = ("identity", "seccomp", "network")
+
+
+def missing_layers(report: dict[str, str]) -> list[str]:
+    """The essential layers the report shows were not applied."""
+    missing = [layer for layer in ESSENTIAL_LAYERS if report.get(layer, "unavailable").startswith("unavailable")]
+    if "network" in missing and not report.get("seccomp", "unavailable").startswith("unavailable"):
+        missing.remove("network")  # the filter refuses every socket family but AF_UNIX
+    return missing
+
+
+def check_isolation(report: dict[str, str], mode: str) -> dict[str, str]:
+    """The report, checked against the sandbox mode: strict raises SandboxError, best-effort marks it weak."""
+    missing = missing_layers(report)
+    if missing and mode == "strict":
+        details = "; ".join(f"{layer}: {report.get(layer, 'unavailable')}" for layer in missing)
+        raise SandboxError(f"--sandbox strict: essential sandbox layers are missing on this machine ({details}). "
+                           "Fix the machine, or grade with --sandbox best-effort (every result is then marked "
+                           "as graded under a weak sandbox)")
+    if missing:
+        report = report | {"weak": "graded under a weak sandbox: missing " + ", ".join(missing)}
+    return report
+
+
+def probe_sandbox(mode: str, identity: str = DEFAULT_IDENTITY) -> dict[str, str]:
+    """Start one empty student process to check what the machine allows; SandboxError if strict fails."""
+    import tempfile
+    with tempfile.TemporaryDirectory(prefix="grader-probe-") as tmp:
+        sandbox = Path(tmp) / "sandbox"
+        sandbox.mkdir()
+        session = StudentSession([], sandbox, Limits(), sandbox_mode=mode, identity=identity)
+        try:
+            session.ensure_started()
+            return session.isolation
+        finally:
+            session.close()

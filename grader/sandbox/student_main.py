@@ -25,7 +25,7 @@ def _read_exact(n: int) -> bytes:
 
 
 def _read_frame() -> bytes:
-    return _read_exact(int.from_bytes(_read_exact(8), "big"))
+    return _read_exact(int.from_bytes(_read_exact(8), "big"))  # the framing of grader.sandbox.wire.frame
 
 
 def _student_traceback(exc: BaseException, limit: int = 3000) -> str:
@@ -70,17 +70,15 @@ class Server:
         self.module = types.ModuleType("__main__")
         self.module.__dict__["__builtins__"] = __builtins__
         sys.modules["__main__"] = self.module
-        self.models_saved = 0
         self._write, self._dumps = os.write, wire.dumps
 
-    def reply(self, message: dict) -> None:
+    def reply(self, message: dict, request_id: int = 0) -> None:
         try:
-            payload = self._dumps(message)
+            payload = self._dumps(message | {"id": request_id})
         except Exception as exc:
-            payload = self._dumps({"status": "bad_value", "message": str(exc)[:500]})
+            payload = self._dumps({"status": "bad_value", "message": str(exc)[:500], "id": request_id})
         self._flush_output()
-        data = len(payload).to_bytes(8, "big") + payload
-        view = memoryview(data)
+        view = memoryview(self.wire.frame(payload))
         while view:
             view = view[self._write(REPLY_FD, view):]
 
@@ -123,7 +121,7 @@ class Server:
             sys.setprofile(None)
         reply = {"status": "ok", "forbidden": self._forbidden_used(watch, before)}
         if request.get("model"):
-            return reply | self._save_model(request["name"], value)
+            return reply | self._save_model(request["model_path"], value)
         reply["value"] = value
         if request.get("return_inputs"):
             reply["inputs"] = [args, kwargs]
@@ -133,18 +131,16 @@ class Server:
     def _forbidden_used(watch, before: set) -> list[str]:
         return watch.used(set(sys.modules) - before) if watch else []
 
-    def _save_model(self, name: str, value) -> dict:
+    def _save_model(self, path: str, value) -> dict:
+        """Save the model where the grader asked; the grader reads only that path."""
         import keras
         if not isinstance(value, keras.Model):
             return {"status": "not_model", "type": type(value).__module__ + "." + type(value).__qualname__}
-        self.models_saved += 1
-        path = os.path.join(self.sandbox, ".models", f"{name}-{self.models_saved}.keras")
-        os.makedirs(os.path.dirname(path), exist_ok=True)
         try:
             value.save(path)
         except BaseException as exc:
             return {"status": "unsaveable", "error": _student_traceback(exc)}
-        return {"file": path}
+        return {}
 
     def serve(self) -> None:
         while True:
@@ -152,13 +148,30 @@ class Server:
                 request = self.wire.loads(_read_frame())
             except EOFError:
                 return
-            op = request.get("op")
+            op, request_id = request.get("op"), request.get("id", 0)
             if op == "cell":
-                self.reply(self.run_cell(request["index"]))
+                self.reply(self.run_cell(request["index"]), request_id)
             elif op == "call":
-                self.reply(self.call(request))
+                self.reply(self.call(request), request_id)
             else:
-                self.reply({"status": "error", "error": f"unknown op {op!r}"})
+                self.reply({"status": "error", "error": f"unknown op {op!r}"}, request_id)
+
+
+def _confine(setup: dict) -> dict:
+    """Apply every layer, seccomp last; return the report of what holds."""
+    from grader.sandbox import confine, syscalls
+    confine.die_with_parent()
+    plan = confine.Plan(sandbox=setup["sandbox"], root=setup["root"], uid=setup["uid"], gid=setup["gid"],
+                        hide_modules=tuple(setup["hide_modules"]))
+    report = confine.confine(plan)
+    confine.set_limits(setup["memory_mb"], setup["cpu_seconds"])
+    report["limits"] = f"{setup['memory_mb']} MB address space, {setup['cpu_seconds']} s CPU"
+    try:
+        syscalls.install()
+        report["seccomp"] = "filter loaded: no new processes, exec, ptrace, foreign signals, mounts or sockets"
+    except OSError as exc:
+        report["seccomp"] = f"unavailable ({exc})"
+    return report
 
 
 def main() -> None:
@@ -168,17 +181,14 @@ def main() -> None:
         return
     project_root = setup["project_root"]
     sys.path.insert(0, project_root)
-    from grader.sandbox import confine as isolation
-    isolation.die_with_parent()
-    report = isolation.confine(setup["hidden_paths"])
-    isolation.set_limits(setup["memory_mb"], setup["cpu_seconds"])
-    import numpy  # noqa: F401  (imported before the hook; it loads C symbols through ctypes)
+    import numpy  # noqa: F401  (imported before confinement: it loads C symbols through ctypes)
 
     from grader.sandbox import audit, wire
+    report = _confine(setup)
     sys.path.remove(project_root)
-    os.chdir(setup["sandbox"])
     sys.path.insert(0, setup["sandbox"])
-    audit.install(setup["sandbox"])
+    if setup.get("audit_hook", True):
+        audit.install(setup["sandbox"])
     server = Server(setup, wire)
     server.reply({"status": "ready", "isolation": report})
     server.serve()

@@ -16,8 +16,34 @@ import struct
 import numpy as np
 
 MAX_DEPTH = 32
+MAX_NDIM = 32
+MAX_ELEMENTS = 1 << 28
 ALLOWED_KINDS = set("biufc")
 _LEN = struct.Struct("!Q")
+FRAME_HEADER = 8  # every frame on the pipes: its payload's length (8 bytes, big-endian), then the payload
+
+
+class Status:
+    """The statuses a student process's reply can carry."""
+    READY = "ready"
+    OK = "ok"
+    RAISED = "raised"
+    MISSING = "missing"
+    NOT_CALLABLE = "not_callable"
+    NOT_MODEL = "not_model"
+    UNSAVEABLE = "unsaveable"
+    BAD_VALUE = "bad_value"
+    ERROR = "error"
+
+
+def frame(payload: bytes) -> bytes:
+    """One frame: the payload's length, then the payload."""
+    return len(payload).to_bytes(FRAME_HEADER, "big") + payload
+
+
+def frame_size(header: bytes) -> int:
+    """The payload length announced by a frame header."""
+    return int.from_bytes(header, "big")
 
 
 class WireError(ValueError):
@@ -82,11 +108,35 @@ def _decode(node, blobs: list[bytes], depth: int):
         index = node["__ndarray__"]
         if type(index) is not int or not 0 <= index < len(blobs):
             raise WireError("malformed array reference")
-        array = np.lib.format.read_array(io.BytesIO(blobs[index]), allow_pickle=False)
+        array = _read_checked_array(blobs[index])
         if type(array) is not np.ndarray or array.dtype.kind not in ALLOWED_KINDS:
             raise WireError("array of a refused dtype")
         return array[()] if node.get("scalar") else array
     raise WireError("malformed message")
+
+
+def _read_checked_array(blob: bytes) -> np.ndarray:
+    """Parse a .npy blob, refusing a bad dtype or an implausible shape before any conversion."""
+    stream = io.BytesIO(blob)
+    try:
+        version = np.lib.format.read_magic(stream)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(stream)
+        elif version == (2, 0):
+            shape, _, dtype = np.lib.format.read_array_header_2_0(stream)
+        else:
+            raise WireError(f"unsupported array format {version}")
+    except ValueError as exc:
+        raise WireError(f"malformed array ({exc})") from None
+    if dtype.kind not in ALLOWED_KINDS or dtype.fields is not None or dtype.hasobject:
+        raise WireError("array of a refused dtype")
+    if len(shape) > MAX_NDIM or any(type(n) is not int or n < 0 for n in shape):
+        raise WireError("array of an implausible shape")
+    count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+    if count > MAX_ELEMENTS or count * dtype.itemsize > len(blob):
+        raise WireError("array larger than its data")
+    stream.seek(0)
+    return np.lib.format.read_array(stream, allow_pickle=False)
 
 
 def dumps(message) -> bytes:

@@ -70,7 +70,7 @@ class StudentProxy:
         """Build a Keras model in the student process; load its .keras file safely in the grader."""
         from grader.sandbox.model_transfer import receive_model
         reply = self._request(name, args, kwargs, model=True)
-        return receive_model(Path(reply["file"]), self._workdir, name)
+        return receive_model(Path(reply["model_file"]), self._workdir, name)
 
 
 def forbidden_message(name: str, modules) -> str:

@@ -1,0 +1,150 @@
+"""The kernel's layers alone, with the audit hook switched off: what a student who got past it can do."""
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+
+from grader.config import PROJECT_ROOT, Limits
+from grader.sandbox.process import AUDIT_HOOK_ENV, StudentSession
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="this machine and CI run as root; others: SECURITY.md")
+
+ATTACKS = r'''
+import ctypes, os, socket, sys
+libc = ctypes.CDLL("libc.so.6", use_errno=True)
+
+def outcome(action):
+    try:
+        return "did: " + repr(action())[:200]
+    except BaseException as exc:
+        return "refused: " + type(exc).__name__
+
+def read(path):
+    return outcome(lambda: open(path, "rb").read(64))
+
+def write(path):
+    return outcome(lambda: open(path, "w").write("pwned"))
+
+def read_dir_fd(folder, name):
+    def action():
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        return os.read(os.open(name, os.O_RDONLY, dir_fd=fd), 64)
+    return outcome(action)
+
+def libc_open(path):
+    fd = libc.open(path.encode(), 0)
+    return "refused" if fd < 0 else "did: " + os.read(fd, 64).decode(errors="replace")
+
+def listing(path):
+    return outcome(lambda: sorted(os.listdir(path)))
+
+def fork():
+    pid = libc.fork()
+    if pid == 0:
+        os._exit(0)
+    return "refused" if pid < 0 else "did: fork"
+
+def spawn():
+    return outcome(lambda: os.posix_spawn("/bin/true", ["true"], {}))
+
+def execv():
+    return outcome(lambda: os.execv("/bin/true", ["true"]))
+
+def connect():
+    return outcome(lambda: socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+
+def signal_parent():
+    return "refused" if libc.kill(os.getppid(), 9) < 0 or os.getppid() == 0 and libc.kill(-1, 9) < 0 else "did: kill"
+
+def signal_everyone():
+    return "refused" if libc.kill(-1, 9) < 0 else "did: kill"
+
+def ptrace_parent():
+    return "refused" if libc.ptrace(16, 1, 0, 0) < 0 else "did: ptrace"
+
+def mount():
+    return "refused" if libc.mount(b"tmpfs", b"/tmp", b"tmpfs", 0, None) < 0 else "did: mount"
+
+def unshare():
+    return "refused" if libc.unshare(0x10000000) < 0 else "did: unshare"
+
+def setsid():
+    return "refused" if libc.setsid() < 0 else "did: setsid"
+
+def tensorflow():
+    import importlib
+    return outcome(lambda: importlib.import_module("tensor" + "flow"))
+
+def processes():
+    return sorted(p for p in os.listdir("/proc") if p.isdigit())
+
+def identity():
+    return [os.getuid(), os.getgid(), os.getgroups()]
+'''
+
+
+@pytest.fixture(scope="module")
+def session(tmp_path_factory):
+    previous = os.environ.get(AUDIT_HOOK_ENV)
+    os.environ[AUDIT_HOOK_ENV] = "0"
+    sandbox = tmp_path_factory.mktemp("kernel") / "sandbox"
+    sandbox.mkdir()
+    session = StudentSession([ATTACKS], sandbox, Limits(call_timeout=10), forbidden_modules=("tensorflow", "keras"))
+    yield session
+    session.close()
+    if previous is None:
+        del os.environ[AUDIT_HOOK_ENV]
+    else:
+        os.environ[AUDIT_HOOK_ENV] = previous
+
+
+def run(session, name, *args):
+    reply = session.call(name, args, {}, 10)
+    assert reply["status"] == "ok", reply
+    return reply["value"]
+
+
+SECRET_FILES = [PROJECT_ROOT / "grader" / "cli.py", PROJECT_ROOT / "solutions" / "cnn_layers" / "cnn_layers.ipynb",
+                PROJECT_ROOT / "README.md", PROJECT_ROOT / ".git" / "HEAD", PROJECT_ROOT / "tests" / "conftest.py"]
+
+
+@pytest.mark.parametrize("path", SECRET_FILES, ids=lambda p: p.name)
+def test_the_checkout_is_out_of_reach(session, path):
+    assert run(session, "read", str(path)).startswith("refused")
+    assert run(session, "libc_open", str(path)) == "refused"
+    assert run(session, "read_dir_fd", str(path.parent), path.name).startswith("refused")
+
+
+def test_nothing_outside_the_sandbox_is_writable(session, tmp_path):
+    for path in (PROJECT_ROOT / "pwned.txt", PROJECT_ROOT / ".venv" / "pwned.txt", "/usr/lib/pwned.txt",
+                 "/tmp/pwned.txt", str(tmp_path / "pwned.txt")):
+        assert run(session, "write", str(path)).startswith("refused"), path
+        assert not os.path.exists(path)
+    assert run(session, "write", str(session.sandbox / "mine.txt")).startswith("did")
+
+
+def test_no_folder_of_the_grader_can_be_listed(session):
+    for folder in ("/", str(PROJECT_ROOT), str(PROJECT_ROOT.parent), "/tmp", "/root"):
+        assert run(session, "listing", folder).startswith("refused"), folder
+
+
+@pytest.mark.parametrize("attack", ["fork", "spawn", "execv", "connect", "signal_parent", "signal_everyone",
+                                    "ptrace_parent", "mount", "unshare", "setsid", "tensorflow"])
+def test_the_kernel_refuses(session, attack):
+    assert run(session, attack).startswith("refused")
+
+
+def test_the_student_sees_only_itself_and_owns_nothing(session):
+    assert run(session, "processes") == ["1"]
+    assert run(session, "identity") == [65534, 65534, []]
+
+
+def test_no_process_is_left_behind(session):
+    pids = [p.proc.pid for p in session._processes if p.proc is not None]
+    session.close()
+    out = subprocess.run(["ps", "-eo", "pid,user,args"], capture_output=True, text=True).stdout
+    assert not [line for line in out.splitlines() if "student_main.py" in line and
+                any(line.split()[0] == str(pid) for pid in pids)]
+    assert "nobody" not in {line.split()[1] for line in out.splitlines()[1:] if "student_main" in line}
