@@ -25,8 +25,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from grader.config import PROJECT_ROOT, Assignment, load_assignment, tree_digest
 from grader.ingest.submissions import Submission, discover
-from grader.sandbox.process import probe_sandbox
 from grader.results import Results, SubmissionMeta, write_atomic
+from grader.sandbox.process import probe_sandbox
 
 RUN_FILE = ".grader-run.json"
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE = 1, 4
@@ -75,6 +75,16 @@ def _init_worker() -> None:
         libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)  # no other process may read this process's memory
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    import grader.grade  # noqa: F401  (every module a worker uses is imported before any student process runs)
+
+
+def preload_renderers() -> None:
+    """Import what renders and merges reports before any student process starts, so nothing is read later."""
+    import grader.merge
+    import grader.reports.feedback
+    import grader.reports.gradebook
+    import grader.reports.junit
+    import grader.reports.summary  # noqa: F401
 
 
 def grade_to_file(assignment_folder: str, submission: Submission, out: str, seed: int, data_dir: str | None,
@@ -129,6 +139,7 @@ def grade_batch(assignment: Assignment, submissions_dir: Path, options: BatchOpt
         else:
             todo.append((sub, str(out), print_))
     if todo:
+        preload_renderers()
         probe_sandbox(options.sandbox)  # SandboxError before anyone is graded if --sandbox strict cannot hold
     with _progress(options.progress) as progress:
         bar = progress.add_task("", total=len(submissions), completed=len(done))

@@ -8,7 +8,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from grader.config import PROJECT_ROOT, Assignment
+from grader.config import Assignment
 from grader.errors import IngestError
 from grader.ingest import submissions as ingest
 from grader.ingest.notebook import keep_definitions, read_notebook
@@ -29,7 +29,9 @@ def copy_files(submission: Submission, target: Path) -> list[str]:
     target.mkdir(parents=True, exist_ok=True)
     base, found = submission.base, submission.scan()
     notes, total = list(found.notes), 0
-    for rel in found.files if base else ():
+    if base is None:
+        return notes
+    for rel in found.files:
         destination, left, written = target / rel, ingest.MAX_SUBMISSION_BYTES - total, 0
         try:
             fd = open_regular(base, rel)

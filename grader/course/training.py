@@ -56,9 +56,9 @@ from grader.config import Assignment
 __all__ = [
     "LENET_RECIPE",
     "VGG_RECIPE",
+    "CacheKeyError",
     "Recipe",
     "RetrainResult",
-    "CacheKeyError",
     "architecture_fingerprint",
     "cache_root",
     "evaluate_weights",
@@ -356,8 +356,10 @@ def _read_or_create_key(dir_fd: int, name: str, shown: Path) -> bytes:
             try:
                 fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_CLOEXEC, 0o600,
                              dir_fd=dir_fd)
-            except FileExistsError:
-                continue  # another grader created it just now: read theirs
+            except FileExistsError:  # another grader created it just now: read theirs
+                if time.monotonic() > deadline:
+                    raise CacheKeyError(f"the key file {shown} keeps appearing and disappearing") from None
+                continue
             except OSError as exc:
                 raise CacheKeyError(f"cannot create the key file {shown} ({exc})") from exc
             try:

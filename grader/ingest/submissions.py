@@ -62,7 +62,7 @@ def _mb(size: int) -> str:
 
 
 def too_big(size: int) -> str:
-    return f"it is {_mb(size)}, over the {MAX_FILE_BYTES >> 20} MB limit for one file"
+    return f"it is over the {MAX_FILE_BYTES >> 20} MB limit for one file ({size:,} bytes)"
 
 
 def left_out(rel: str, reason: str) -> str:
@@ -184,7 +184,8 @@ def scan(folder: Path, skip: set[str] | frozenset[str] = frozenset(SKIP_PARTS), 
                 try:
                     inner = os.open(entry.name, _DIR_FLAGS, dir_fd=dir_fd)
                 except OSError as exc:
-                    dropped.append((rel + "/", f"the folder could not be opened ({exc.strerror})"))
+                    dropped.append((rel, f"it is {kind_of(stat.S_IFLNK)}" if exc.errno in (errno.ELOOP, errno.ENOTDIR)
+                                    else f"the folder could not be opened ({exc.strerror})"))
                     continue
                 try:
                     walk(inner, rel + "/", depth + 1)
@@ -258,8 +259,9 @@ class Submission:
         """sha256 over the submission's relative paths, contents and what was left out (never follows a link)."""
         digest = hashlib.sha256()
         base = self.base
-        found = self.scan()
+        found = self.scan() if base is not None else Scan((), (), ())
         for rel in found.files:
+            assert base is not None
             digest.update(rel.encode() + b"\0")
             content = hashlib.sha256()
             try:

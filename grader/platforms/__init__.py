@@ -81,7 +81,7 @@ def copy_submission(folder: Path, root: Path, student: str, notebook_name: str,
     original = from_folder(folder, student, notebook_name, skip=SKIP_PARTS | set(exclude))
     if original.notebook is None:
         return Submission(student, None, target, original.problem, original.notes)
-    notes, base = list(original.notes), original.folder
+    notes, base = list(original.notes), original.notebook.parent
     for rel in scan(base, SKIP_PARTS | set(exclude), first=original.notebook.name).files:
         destination = target / base.relative_to(folder) / rel
         destination.parent.mkdir(parents=True, exist_ok=True)
@@ -94,7 +94,7 @@ def copy_submission(folder: Path, root: Path, student: str, notebook_name: str,
 
 
 def grade_folder(assignment: Assignment, folder: Path, student: str, reports: Path,
-                 exclude: set[str] = frozenset(), seed: int | None = None) -> Results:
+                 exclude: set[str] | frozenset[str] = frozenset(), seed: int | None = None) -> Results:
     """Grade one submission folder into reports/<student>/results.json and return its results.
 
     Uses the TA's batch code (isolated student process, one worker); if even that fails, the

@@ -113,8 +113,8 @@ def _mount(source: str | None, target: str, fstype: str | None, flags: int, data
                        flags, data.encode() if data else None), f"mount {target}")
 
 
-def _bind(root: str, path: str, *, writable: bool = False) -> None:
-    """Bind path at the same place under root; read-only unless writable."""
+def _bind(root: str, path: str, *, writable: bool = False, device: bool = False) -> None:
+    """Bind path at the same place under root; read-only unless writable; device nodes only if device."""
     target = root + path
     if os.path.isdir(path):
         os.makedirs(target, mode=0o755, exist_ok=True)
@@ -123,9 +123,7 @@ def _bind(root: str, path: str, *, writable: bool = False) -> None:
         with open(target, "a"):
             pass
     _mount(path, target, None, MS_BIND | MS_REC)
-    flags = MS_BIND | MS_REMOUNT | MS_NOSUID | (0 if writable else MS_RDONLY)
-    if writable:
-        flags |= MS_NODEV
+    flags = MS_BIND | MS_REMOUNT | MS_NOSUID | (0 if writable else MS_RDONLY) | (0 if device else MS_NODEV)
     _mount(None, target, None, flags)
 
 
@@ -177,7 +175,7 @@ def _build_root(plan: Plan) -> None:
     os.makedirs(root + "/dev", mode=0o755)
     for name in DEVICES:
         if os.path.exists(f"/dev/{name}"):
-            _bind(root, f"/dev/{name}", writable=True)
+            _bind(root, f"/dev/{name}", writable=True, device=True)
     os.symlink("/proc/self/fd", root + "/dev/fd")
     os.makedirs(root + "/proc", mode=0o555)
     _mount("proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import json
-import shutil
+import os
+import stat
 import zipfile
 from pathlib import Path
 
@@ -42,18 +43,39 @@ def check_keras_file(path: Path, name: str) -> None:
                                "code in the grader")
 
 
+def _read_regular_file(path: Path, limit: int) -> bytes | None:
+    """The bytes of path if it is a regular file (never through a link) of at most limit bytes, else None."""
+    try:
+        folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    try:
+        fd = os.open(path.name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=folder)
+    except OSError:
+        return None
+    finally:
+        os.close(folder)
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(f.fileno())
+        if not stat.S_ISREG(info.st_mode) or info.st_size > limit:
+            return None
+        data = f.read(limit + 1)
+    return data if len(data) <= limit else None
+
+
 def receive_model(path: Path, workdir: Path, name: str):
-    """Copy the student's .keras file out of the sandbox, check it, and load it with safe_mode=True."""
-    if not path.is_file() or path.stat().st_size > MAX_MODEL_BYTES:
-        raise StudentError(f"the model from `{name}` could not be received (missing or over "
+    """Copy the .keras file the grader asked for out of the sandbox, check it, and load it with safe_mode=True."""
+    data = _read_regular_file(path, MAX_MODEL_BYTES)
+    if data is None:
+        raise StudentError(f"the model from `{name}` could not be received (missing, not a regular file, or over "
                            f"{MAX_MODEL_BYTES >> 20} MB)")
     local = workdir / "models" / path.name
     local.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(path, local)
+    local.write_bytes(data)
     check_keras_file(local, name)
     import keras
     try:
         return keras.saving.load_model(local, compile=False, safe_mode=True)
     except Exception as exc:
         raise StudentError(f"the model from `{name}` could not be loaded by the grader: {type(exc).__name__}: "
-                           f"{str(exc)[:500]}")
+                           f"{str(exc)[:500]}") from None

@@ -44,10 +44,30 @@ def _dotted(node: ast.AST) -> str | None:
     return None
 
 
+DYNAMIC_IMPORTS = ("__import__", "import_module", "importlib.import_module", "importlib.__import__",
+                   "builtins.__import__", "find_spec", "importlib.util.find_spec")
+DYNAMIC = "a module imported by a computed name"
+
+
+def _dynamic_import(node: ast.Call, forbidden: tuple[str, ...]) -> str | None:
+    """What a call like importlib.import_module("tensor" + "flow") imports, if it may be forbidden."""
+    name = _dotted(node.func)
+    if name not in DYNAMIC_IMPORTS or not node.args:
+        return None
+    first = node.args[0]
+    if isinstance(first, ast.Constant) and isinstance(first.value, str):
+        return _matches(first.value, forbidden)
+    return DYNAMIC
+
+
 def _direct_uses(function: ast.AST, bound: dict[str, str], forbidden: tuple[str, ...]) -> set[str]:
     used = set()
     local_bound = {**bound, **_bindings(function, forbidden)}
     for node in ast.walk(function):
+        if isinstance(node, ast.Call):
+            hit = _dynamic_import(node, forbidden)
+            if hit:
+                used.add(hit)
         if isinstance(node, (ast.Attribute, ast.Name)):
             name = _dotted(node)
             if name is None:
