@@ -89,7 +89,7 @@ def measure(assignment: Assignment, submissions: Path, jobs: int, cache: Path) -
     began = time.monotonic()
     render_reports(assignment, reports, [r.student for r in results])
     phases["reports"] = (time.monotonic() - began) / len(results)
-    cached = [hit for r in results for t in r.tests
+    cached = [bool(hit) for r in results for t in r.tests
               for key, hit in t.metrics.items() if key.endswith("retrain_cached")]
     memory = [r.meta.peak_rss_mb for r in results]
     return {

@@ -32,6 +32,7 @@ class Limits:
     submission_budget: float = 900.0
     output_chars: int = 4000
     reply_mb: int = 64
+    disk_mb: int = 512
 
 
 @dataclass(frozen=True)

@@ -84,7 +84,7 @@ def grade_submission(assignment: Assignment, submission: Submission, *, seed: in
     sandbox, files = workdir / "sandbox", workdir / "files"
     problem, notes, cells = submission.problem, list(submission.notes), []
     try:
-        if not problem:
+        if not problem and submission.notebook is not None:
             try:
                 notebook = read_notebook(submission.notebook)
                 cells = notebook.cells

@@ -75,7 +75,7 @@ CASES = {
                                  {"test_relu": "uses tensorflow; this assignment must be written with NumPy only"}),
     "hides_forbidden_module": (toy_notebook({ROW_SUMS: "    half = __import__('frac' + 'tions').Fraction(1, 2)\n"
                                                        "    return x.sum(axis=1) * float(half * 2)\n"}), FULL - 4,
-                               {"test_row_sums": "uses fractions"}),
+                               {"test_row_sums": "uses a module imported by a computed name"}),
 }
 
 

@@ -148,3 +148,12 @@ def test_no_process_is_left_behind(session):
     assert not [line for line in out.splitlines() if "student_main.py" in line and
                 any(line.split()[0] == str(pid) for pid in pids)]
     assert "nobody" not in {line.split()[1] for line in out.splitlines()[1:] if "student_main" in line}
+
+
+def test_the_sandbox_is_size_capped(session):
+    fill = ("def fill():\n    for i in range(8):\n        with open(f'big{i}', 'wb') as f:\n"
+            "            for _ in range(200):\n                f.write(bytes(1 << 20))\n")
+    session.cells.append(fill)
+    session.close()
+    reply = session.call("fill", (), {}, 30)
+    assert reply["status"] == "raised" and "No space left on device" in reply["error"]

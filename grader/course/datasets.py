@@ -37,8 +37,10 @@ import dataclasses
 import functools
 import gzip
 import hashlib
+import logging
 import os
 import pickle
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +50,7 @@ from grader.errors import GraderError
 __all__ = ["Dataset", "DatasetError", "load_cifar10", "load_mnist", "resolve_source"]
 
 ENV_VAR = "GRADER_DATA_DIR"
+log = logging.getLogger(__name__)
 
 _IDX_NAMES = {
     "x_train": ("train-images-idx3-ubyte", "train-images.idx3-ubyte"),
@@ -173,6 +176,7 @@ def _load(name: str, data_dir) -> Dataset:
 
 @functools.lru_cache(maxsize=8)
 def _load_cached(name, fmt, paths, origin, _stamp_key) -> Dataset:
+    arrays: Mapping[str, np.ndarray | _Tagged]
     if fmt == "download":
         arrays, where = _download(name)
     elif fmt == "npz":
@@ -190,9 +194,10 @@ def _load_cached(name, fmt, paths, origin, _stamp_key) -> Dataset:
     for k in ("x_train", "y_train", "x_test", "y_test"):
         a = checked[k]
         h.update(f"{k}{a.shape}{a.dtype.str}".encode())
-        h.update(memoryview(a).cast("B"))
+        h.update(a.data.cast("B"))  # the buffer itself, not a copy (a is C-contiguous)
         a.setflags(write=False)
     source = where if fmt == "download" else f"{where} ({origin})"
+    log.info("loaded %s from %s", name, source)
     return Dataset(name=name, source=source, digest=h.hexdigest()[:16], **checked)
 
 
@@ -200,14 +205,14 @@ def _load_cached(name, fmt, paths, origin, _stamp_key) -> Dataset:
 # readers
 
 
+@dataclasses.dataclass(frozen=True)
 class _Tagged:
     """An array plus the file it came from, for error messages."""
+    array: np.ndarray
+    path: str
 
-    def __init__(self, array, path):
-        self.array, self.path = array, path
 
-
-def _read_npz(path: Path) -> dict:
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as f:
             missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in f.files]
@@ -258,7 +263,7 @@ class _CifarUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
 
 
-def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+def _read_batch(path: Path) -> tuple[_Tagged, _Tagged]:
     try:
         with open(path, "rb") as f:
             d = _CifarUnpickler(f, encoding="bytes").load()
@@ -281,7 +286,7 @@ def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return _Tagged(x, str(path)), _Tagged(labels, str(path))
 
 
-def _read_cifar_pickles(d: Path) -> dict:
+def _read_cifar_pickles(d: Path) -> dict[str, _Tagged]:
     batches = sorted((p for p in d.glob("data_batch_*") if p.name[11:].isdigit()),
                      key=lambda p: int(p.name[11:]))
     numbers = [int(p.name[11:]) for p in batches]
@@ -301,7 +306,8 @@ def _read_cifar_pickles(d: Path) -> dict:
     }
 
 
-def _download(name: str) -> tuple[dict, str]:
+def _download(name: str) -> tuple[dict[str, np.ndarray], str]:
+    log.info("no local copy of %s: downloading it with keras.datasets", name)
     try:
         import keras  # the only TensorFlow/Keras import of this module
         loader = {"mnist": keras.datasets.mnist, "cifar10": keras.datasets.cifar10}[name]
@@ -342,14 +348,12 @@ def _check_one(name: str, kind: str, a, where: str) -> np.ndarray:
     return np.ascontiguousarray(a)
 
 
-def _check(name: str, arrays: dict, where: str) -> dict:
+def _check(name: str, arrays: Mapping[str, np.ndarray | _Tagged], where: str) -> dict[str, np.ndarray]:
     out = {}
     for key in ("x_train", "y_train", "x_test", "y_test"):
-        a = arrays[key]
-        w = where
-        if isinstance(a, _Tagged):
-            a, w = a.array, a.path
-        out[key] = _check_one(name, key[0], a, f"{w} [{key}]")
+        item = arrays[key]
+        array, file = (item.array, item.path) if isinstance(item, _Tagged) else (item, where)
+        out[key] = _check_one(name, key[0], array, f"{file} [{key}]")
     for split in ("train", "test"):
         nx, ny = len(out[f"x_{split}"]), len(out[f"y_{split}"])
         if nx != ny:

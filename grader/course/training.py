@@ -288,7 +288,7 @@ KEY_NAME = "cache-hmac.key"
 KEY_BYTES = 32
 ENTRY_FORMAT = "cnn-autograder/retrain-cache/2"
 MAX_ENTRY_BYTES = 1 << 20
-LOCK_TIMEOUT = 600.0  # seconds to wait for another grader's training before training anyway
+LOCK_TIMEOUT = 300.0  # seconds to wait for another grader's training before training anyway
 
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)

@@ -96,7 +96,8 @@ class _Neutraliser(ast.NodeTransformer):
     def visit_Expr(self, node: ast.Expr):
         method = _ipython_method(node.value)
         if method == "run_cell_magic":
-            name, line, body = (_literal_args(node.value) + ["", "", ""])[:3]
+            assert isinstance(node.value, ast.Call)  # _ipython_method found a call
+            name, _line, body = (_literal_args(node.value) + ["", "", ""])[:3]
             if name in BODY_CELL_MAGICS:
                 return ast.parse(to_python(body, self.number, self.notes)).body or ast.Pass()
             self.notes.append(f"cell {self.number}: the %%{name} cell magic is not run by the grader")
@@ -138,7 +139,7 @@ def keep_definitions(source: str) -> str:
         tree = ast.parse(source)
     except SyntaxError:
         return source
-    kept = [node for node in tree.body if isinstance(node, DEFINITION_NODES)
+    kept: list[ast.stmt] = [node for node in tree.body if isinstance(node, DEFINITION_NODES)
             or (isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None
                 and _binds_names(node) and _is_simple_value(node.value))]
     return ast.unparse(ast.Module(body=kept, type_ignores=[]))

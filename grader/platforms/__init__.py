@@ -5,6 +5,7 @@ platform reads from the results model.
 """
 from __future__ import annotations
 
+import logging
 import re
 import tempfile
 import traceback
@@ -27,6 +28,7 @@ from grader.ingest.submissions import (
 )
 from grader.results import Results
 
+log = logging.getLogger(__name__)
 TEMPLATES = Path(__file__).parent / "templates"
 BUNDLE_EXCLUDE = {"__pycache__", ".ipynb_checkpoints", ".git", ".pytest_cache"}
 
@@ -111,6 +113,7 @@ def grade_folder(assignment: Assignment, folder: Path, student: str, reports: Pa
             grade_batch(assignment, root, BatchOptions(reports=reports, jobs=1, force=True, seed=seed,
                                                        progress=False), [submission])
         except Exception:
+            log.exception("grading %s failed in the grader; recording a grader failure instead", student)
             grader_failure(Submission(student, None, None), traceback.format_exc()).write(
                 reports / student / "results.json")
     return Results.read(reports / student / "results.json")

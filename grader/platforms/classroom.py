@@ -15,14 +15,16 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import math
 import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from grader.authoring.notebooks import dumps, read, starter
-from grader.config import load_assignment
+from grader.config import Assignment, load_assignment
 from grader.ingest.submissions import safe_name
 from grader.platforms import check_ref, check_repo, grade_folder, render, source_path
 from grader.reports.feedback import render_feedback_html, render_feedback_md
@@ -34,6 +36,7 @@ RUNNER_ID = "grader"          # the reporter reads GRADER_RESULTS
 OUT = ".autograder"           # grade's output folder inside the student's repository
 MESSAGE_CHARS = 400
 PAYLOAD_LIMIT = 100_000       # one environment variable must stay well under Linux's 128 KiB
+log = logging.getLogger(__name__)
 
 
 def _exact_scores(scores: list[float], total: float) -> list[float]:
@@ -49,9 +52,9 @@ def _exact_scores(scores: list[float], total: float) -> list[float]:
     return scores
 
 
-def reporter_payload(assignment, results: Results, message_chars: int = MESSAGE_CHARS) -> dict:
+def reporter_payload(assignment: Assignment, results: Results, message_chars: int = MESSAGE_CHARS) -> dict[str, Any]:
     """What autograding-grading-reporter reads: {version, status, max_score, tests[{name, status, score, ...}]}."""
-    tests = []
+    tests: list[dict[str, Any]] = []
     for test in results.tests:
         case = case_view(assignment, test)
         if case.passed:
@@ -65,8 +68,8 @@ def reporter_payload(assignment, results: Results, message_chars: int = MESSAGE_
         tests.append({"name": test.name, "status": "pass" if case.passed else "fail", "score": test.score,
                       "message": message or ("" if case.passed else "failed"), "test_code": "", "filename": "",
                       "line_no": 0, "duration": round(1000 * test.duration)})
-    for test, score in zip(tests, _exact_scores([t["score"] for t in tests], results.score)):
-        test["score"] = score
+    for entry, score in zip(tests, _exact_scores([t["score"] for t in tests], results.score)):
+        entry["score"] = score
     if results.meta.grader_error or not tests:
         status = "error"
         tests.append({"name": "grader", "status": "error", "score": 0,
@@ -77,16 +80,18 @@ def reporter_payload(assignment, results: Results, message_chars: int = MESSAGE_
     return {"version": 1, "status": status, "max_score": results.max_score, "tests": tests}
 
 
-def encode_payload(payload: dict) -> str:
+def encode_payload(payload: dict[str, Any]) -> str:
     return base64.b64encode(json.dumps(payload, separators=(",", ":")).encode()).decode("ascii")
 
 
-def reporter_b64(assignment, results: Results) -> str:
+def reporter_b64(assignment: Assignment, results: Results) -> str:
     """The base64 payload, with messages shortened (then dropped) to stay under PAYLOAD_LIMIT."""
     for chars in (MESSAGE_CHARS, 100, 0):
         encoded = encode_payload(reporter_payload(assignment, results, chars))
         if len(encoded) <= PAYLOAD_LIMIT:
             break
+        log.info("the reporter payload with messages of up to %d characters is %d characters, over %d",
+                 chars, len(encoded), PAYLOAD_LIMIT)
     return encoded
 
 
@@ -128,7 +133,7 @@ def _names(items, last: str = "and") -> str:
     return f"{', '.join(items[:-1])} {last} {items[-1]}" if len(items) > 1 else "".join(items)
 
 
-def template(assignment, out: Path, grader_repo: str = "", grader_ref: str = "main") -> list[Path]:
+def template(assignment: Assignment, out: Path, grader_repo: str = "", grader_ref: str = "main") -> list[Path]:
     """Write the student template repository for GitHub Classroom into out/."""
     grader_repo = check_repo(grader_repo or default_grader_repo() or "YOUR-ORG/cnn-autograder")
     grader_ref = check_ref(grader_ref)
@@ -153,6 +158,7 @@ def template(assignment, out: Path, grader_repo: str = "", grader_ref: str = "ma
     if assignment.starter.is_file():
         shutil.copyfile(assignment.starter, notebook)
     else:  # not generated yet (`make assignments`): the same starter, made from the master
+        log.info("%s is not generated yet; writing the starter from %s", assignment.starter, assignment.master)
         notebook.write_text(dumps(starter(read(assignment.master))))
     written.append(notebook)
     return written

@@ -12,11 +12,12 @@ GRADER_SUBMISSION_DIR, GRADER_RESULTS_FILE and GRADER_PYTHON override the paths 
 from __future__ import annotations
 
 import json
+import logging
 import tempfile
 import zipfile
 from pathlib import Path
 
-from grader.config import load_assignment
+from grader.config import Assignment, load_assignment
 from grader.platforms import grade_folder, render, source_files, source_path
 from grader.reports.feedback import render_feedback_md, write_feedback
 from grader.reports.junit import write_junit
@@ -26,9 +27,10 @@ from grader.results import write_atomic
 EXECUTABLE = 0o100755 << 16
 REGULAR = 0o100644 << 16
 FIXED_TIME = (2020, 1, 1, 0, 0, 0)  # reproducible zips
+log = logging.getLogger(__name__)
 
 
-def build(assignment, out: Path) -> Path:
+def build(assignment: Assignment, out: Path) -> Path:
     """Write autograder.zip for this assignment."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -51,10 +53,13 @@ def build(assignment, out: Path) -> Path:
 
 def _student(metadata: Path | None) -> str:
     """The submitter's name from Gradescope's submission_metadata.json, if there is one."""
+    if metadata is None:
+        return "submission"
     try:
         users = json.loads(Path(metadata).read_text()).get("users") or []
         return users[0].get("email") or users[0].get("name") or "submission"
-    except (OSError, ValueError, TypeError, AttributeError, IndexError):
+    except (OSError, ValueError, TypeError, AttributeError, IndexError) as exc:
+        log.warning("no submitter in %s (%s: %s); recording 'submission'", metadata, type(exc).__name__, exc)
         return "submission"
 
 

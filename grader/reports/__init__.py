@@ -2,18 +2,23 @@
 
 Per student, beside REPORTS/<student>/results.json: feedback.md, feedback.html, junit.xml.
 Per class: REPORTS/gradebook.csv and REPORTS/summary.html.
+The similarity report (similarity.py) is separate: it reads the notebooks, not the results.
 """
 from __future__ import annotations
 
-import sys
-import traceback
+import logging
 from pathlib import Path
 
+from grader.config import Assignment
 
-def render_reports(assignment, reports: Path, students: list[str]) -> dict[str, str]:
+log = logging.getLogger(__name__)
+
+
+def render_reports(assignment: Assignment, reports: Path, students: list[str]) -> dict[str, str]:
     """Render every report for these students from their results.json; return {report: where}.
 
-    A student whose reports fail to render is named on stderr; the others are still rendered.
+    A student whose reports fail to render is logged (with the traceback) and listed under
+    "render errors"; the others are still rendered.
     """
     from grader.reports.feedback import write_feedback
     from grader.reports.gradebook import write_gradebook
@@ -22,7 +27,8 @@ def render_reports(assignment, reports: Path, students: list[str]) -> dict[str, 
     from grader.results import Results
 
     reports = Path(reports)
-    all_results, failed = [], []
+    all_results: list[Results] = []
+    failed: list[str] = []
     for student in students:
         folder = reports / student
         if not (folder / "results.json").is_file():
@@ -34,7 +40,7 @@ def render_reports(assignment, reports: Path, students: list[str]) -> dict[str, 
             write_junit(assignment, results, folder)
         except Exception:
             failed.append(student)
-            print(f"could not render the reports of {student}:\n{traceback.format_exc()}", file=sys.stderr)
+            log.exception("could not render the reports of %s", student)
     written = {
         "results": f"{reports}/<student>/results.json",
         "feedback": f"{reports}/<student>/feedback.md, feedback.html",

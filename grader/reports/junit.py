@@ -57,10 +57,10 @@ def render_junit(assignment: Assignment, results: Results) -> str:
     if results.meta.grader_error or not results.tests:
         suite = ET.SubElement(root, "testsuite", name=f"{assignment.name}.grader", tests="1", failures="0",
                               errors="1", skipped="0", time="0.000")
-        case = ET.SubElement(suite, "testcase", name="grading", classname=f"{assignment.name}.grader",
-                             time="0.000", file=assignment.notebook, line="1")
+        grading = ET.SubElement(suite, "testcase", name="grading", classname=f"{assignment.name}.grader",
+                                time="0.000", file=assignment.notebook, line="1")
         note = clean_text(results.output or "the grader did not produce test results")
-        error = ET.SubElement(case, "error", message=note.splitlines()[0][:500] if note else "error",
+        error = ET.SubElement(grading, "error", message=note.splitlines()[0][:500] if note else "error",
                               type="GraderError")
         error.text = note
         root.set("errors", "1")

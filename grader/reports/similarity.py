@@ -13,21 +13,21 @@ import csv
 import difflib
 import io
 import itertools
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-import jinja2
-
+from grader.authoring.notebooks import read, starter
 from grader.config import Assignment
 from grader.errors import IngestError
 from grader.ingest.notebook import read_notebook
-from grader.authoring.notebooks import read, starter
-from grader.results import write_atomic
 from grader.ingest.submissions import discover
+from grader.reports.view import render
+from grader.results import write_atomic
 
 NGRAM = 5
 MIN_TOKENS = 25  # shorter functions (relu, flatten) look alike in every correct solution
-TEMPLATE = Path(__file__).parent / "templates" / "similarity.html.j2"
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -157,8 +157,7 @@ def render_html(assignment: Assignment, pairs: list[Pair], code: dict[str, dict[
                                     pair.a, pair.b)}
         for name, similarity in sorted(pair.functions.items(), key=lambda i: -i[1]) if similarity >= threshold / 2]}
         for pair in pairs]
-    template = jinja2.Template(TEMPLATE.read_text(), autoescape=True)
-    return template.render(assignment=assignment, views=views, threshold=threshold, students=len(code))
+    return render("similarity.html.j2", assignment=assignment, views=views, threshold=threshold, students=len(code))
 
 
 def similarity_report(assignment: Assignment, submissions: Path, out: Path, threshold: float) -> list[Pair]:
@@ -167,10 +166,12 @@ def similarity_report(assignment: Assignment, submissions: Path, out: Path, thre
     code = {}
     for submission in discover(submissions, assignment.notebook):
         if submission.notebook is None:
+            log.info("similarity: %s left out (no notebook: %s)", submission.student, submission.problem)
             continue
         try:
             cells = read_notebook(submission.notebook).cells
-        except IngestError:
+        except IngestError as exc:
+            log.info("similarity: %s left out (unreadable notebook: %s)", submission.student, exc)
             continue
         code[submission.student] = extract(cells, assignment.functions, starter_code)
     pairs = find_pairs(code, threshold)

@@ -10,7 +10,7 @@ import base64
 import io
 import statistics
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
@@ -180,7 +180,7 @@ def render_summary(assignment: Assignment, all_results: list[Results]) -> str:
         figures["functions"] = _function_figure(functions)
     return render("summary.html.j2", title=assignment.title, name=assignment.name, stats=stats, rates=rates,
                   functions=functions, errors=errors, students=students, figures=figures, max_bars=MAX_BARS,
-                  generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), fmt=fmt)
+                  generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), fmt=fmt)
 
 
 def write_summary(assignment: Assignment, all_results: list[Results], reports: Path) -> Path:

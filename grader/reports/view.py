@@ -1,4 +1,5 @@
-"""What the renderers share: reading the results models, the student's view of them, the templates.
+"""What the renderers share: the student's view of the results model, formatting, and the one
+Jinja environment every page (feedback, summary, similarity) is rendered with.
 
 The student's view applies the assignment's visibility policy: a hidden test (visibility other than
 "visible") shows only its name and pass/fail, unless assignment.toml sets
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import jinja2
@@ -145,7 +146,7 @@ def md_code(text: str) -> str:
     return f"{fence}text\n{text}\n{fence}"
 
 
-@lru_cache(maxsize=None)
+@cache
 def environment(kind: str) -> jinja2.Environment:
     """The template environment: 'html' (autoescaped) or 'md'."""
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=kind == "html",
@@ -156,5 +157,6 @@ def environment(kind: str) -> jinja2.Environment:
 
 
 def render(template: str, **context) -> str:
+    """Render one of templates/: *.html.j2 autoescaped, anything else (Markdown) not."""
     kind = "html" if template.endswith(".html.j2") else "md"
     return environment(kind).get_template(template).render(**context)

@@ -74,8 +74,9 @@ def install(sandbox: str) -> None:
                 refuse(f"reading the folder {path}")
         elif event in WRITE_EVENTS:
             for arg in args[:2]:
-                if isinstance(arg, (str, bytes, os.PathLike)) and not _inside(resolve(arg), writable):
-                    refuse(f"{event} on {resolve(arg)}")
+                target = resolve(arg) if isinstance(arg, (str, bytes, os.PathLike)) else None
+                if target is not None and not _inside(target, writable):
+                    refuse(f"{event} on {target}")
         elif event in ("ctypes.dlsym", "ctypes.dlsym/handle"):
             name = args[1] if isinstance(args[1], str) else ""
             if name in DENIED_SYMBOLS or name.startswith(("exec", "sys_")):

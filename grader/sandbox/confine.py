@@ -6,7 +6,7 @@ Layers, each applied where the machine allows it and reported back to the grader
   PID namespace the student is PID 1 and sees only itself; when it ends, everything it started ends.
 - a minimal root (pivot_root onto a fresh tmpfs): the system's /usr, /lib and /etc, the Python
   installation and its site-packages, read-only; /proc of the new PID namespace; a few /dev nodes;
-  and the sandbox copy of the submission, the only writable place. The checkout, the venv's
+  and a size-capped tmpfs holding a copy of the submission, the only writable place. The checkout, the venv's
   other files, the reports, caches, datasets and other students' sandboxes are simply not there.
   Packages an assignment forbids (e.g. tensorflow for a NumPy-only assignment) are covered by
   empty read-only mounts, so no import route can reach them.
@@ -26,6 +26,7 @@ import errno
 import os
 import pwd
 import resource
+import shutil
 import signal
 import sys
 from dataclasses import dataclass, field
@@ -57,6 +58,7 @@ class Plan:
     uid: int = 65534
     gid: int = 65534
     hide_modules: tuple[str, ...] = ()
+    disk_mb: int = 512
     readable: tuple[str, ...] = ()  # extra read-only folders (the Python installation is added here)
     report: dict[str, str] = field(default_factory=dict)
 
@@ -87,8 +89,21 @@ def python_dirs() -> tuple[str, ...]:
     return tuple(sorted({os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}))
 
 
-def _site_packages() -> list[str]:
-    return sorted({os.path.realpath(p) for p in sys.path if p.endswith("site-packages") and os.path.isdir(p)})
+def _foreign_site_packages() -> list[str]:
+    """site-packages folders of the base interpreter that the venv does not use: covered, not shown."""
+    import glob
+    own = {os.path.realpath(p) for p in sys.path if p}
+    found = set()
+    for prefix in python_dirs():
+        for pattern in ("lib/python3*/site-packages", "lib/python3*/dist-packages", "local/lib/python3*/*-packages"):
+            found |= {os.path.realpath(p) for p in glob.glob(os.path.join(prefix, pattern)) if os.path.isdir(p)}
+    return sorted(found - own)
+
+
+def _import_dirs() -> list[str]:
+    """The folders imports search (the standard library and site-packages)."""
+    return sorted({os.path.realpath(p) for p in sys.path if p and os.path.isdir(p) and p.startswith(sys.base_prefix)
+                   or p.endswith("site-packages") and os.path.isdir(p)})
 
 
 # ------------------------------------------------------------------ namespaces and the minimal root
@@ -141,13 +156,18 @@ def _hide(root: str, path: str, module: str) -> None:
             stub.write(text)
         _mount(None, target, None, MS_REMOUNT | MS_RDONLY | flags)
     elif os.path.isfile(target):
-        _mount("/dev/null", target, None, MS_BIND)
+        stub_path = os.path.join(root, ".stubs", module)
+        os.makedirs(os.path.dirname(stub_path), mode=0o755, exist_ok=True)
+        with open(stub_path, "w") as stub:
+            stub.write(text if target.endswith(".py") else "")
+        _mount(stub_path, target, None, MS_BIND)
+        _mount(None, target, None, MS_BIND | MS_REMOUNT | MS_RDONLY | flags)
 
 
 def _module_paths(modules: tuple[str, ...]) -> list[tuple[str, str]]:
-    """(path, module) for every place under site-packages that could hold one of these modules."""
+    """(path, module) for every place on the import path that could hold one of these modules."""
     found: list[tuple[str, str]] = []
-    for site in _site_packages():
+    for site in _import_dirs():
         for module in modules:
             base = os.path.join(site, *module.split("."))
             found += [(base, module)] if os.path.isdir(base) else []
@@ -170,6 +190,8 @@ def _build_root(plan: Plan) -> None:
             _bind(root, path)
     for path in (*python_dirs(), *plan.readable):
         _bind(root, path)
+    for path in _foreign_site_packages():
+        _mount("tmpfs", root + path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,mode=0755")
     for path, module in _module_paths(plan.hide_modules):
         _hide(root, path, module)
     os.makedirs(root + "/dev", mode=0o755)
@@ -179,7 +201,7 @@ def _build_root(plan: Plan) -> None:
     os.symlink("/proc/self/fd", root + "/dev/fd")
     os.makedirs(root + "/proc", mode=0o555)
     _mount("proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
-    _bind(root, plan.sandbox, writable=True)
+    _private_sandbox(root, plan)
     old = root + "/.old"
     os.makedirs(old)
     machine = os.uname().machine
@@ -190,6 +212,24 @@ def _build_root(plan: Plan) -> None:
     _check(_libc.umount2(b"/.old", MNT_DETACH), "umount old root")
     os.rmdir("/.old")
     _mount(None, "/", None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
+
+
+def _private_sandbox(root: str, plan: Plan) -> None:
+    """The sandbox as a size-capped tmpfs holding a copy of the submission: the student's only writable place."""
+    target = root + plan.sandbox
+    os.makedirs(target, mode=0o755)
+    _mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV,
+           f"size={plan.disk_mb}m,nr_inodes=10000,mode=0700,uid={plan.uid},gid={plan.gid}")
+    for folder, dirs, files in os.walk(plan.sandbox):
+        relative = os.path.relpath(folder, plan.sandbox)
+        for name in dirs:
+            path = os.path.normpath(os.path.join(target, relative, name))
+            os.mkdir(path, 0o755)
+            os.chown(path, plan.uid, plan.gid)
+        for name in files:
+            path = os.path.normpath(os.path.join(target, relative, name))
+            shutil.copyfile(os.path.join(folder, name), path, follow_symlinks=False)
+            os.chown(path, plan.uid, plan.gid)
 
 
 def _become_pid_one() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import select
 import signal
 import subprocess
@@ -45,7 +46,7 @@ def describe_exit(returncode: int | None) -> str:
     if returncode >= 0:
         return f"it exited with status {returncode}: does the code call exit(), sys.exit() or os._exit()?"
     sig = -returncode
-    reasons = {signal.SIGKILL: "killed: it probably ran out of memory",
+    reasons: dict[int, str] = {signal.SIGKILL: "killed: it probably ran out of memory",
                signal.SIGXCPU: "killed: it used up its CPU time limit",
                signal.SIGSEGV: "it crashed with a segmentation fault",
                signal.SIGABRT: "it aborted"}
@@ -101,7 +102,7 @@ class StudentProcess:
 
     def request(self, message: dict, timeout: float) -> dict:
         """Send one request; return its reply, or raise ProcessTimeout / ProcessDied."""
-        self._next_id += 1
+        self._next_id = secrets.randbits(62) + 1  # unguessable: a frame forged in advance never matches
         try:
             self._send(wire.dumps(message | {"id": self._next_id}))
         except BrokenPipeError:
@@ -123,11 +124,10 @@ class StudentProcess:
                                   f"{self.max_reply_bytes:,}")
             try:
                 reply = wire.loads(self._read(size, deadline))
-            except (wire.WireError, ValueError) as exc:
-                return {"status": Status.BAD_VALUE, "message": f"unreadable reply ({exc})"}
-            if not isinstance(reply, dict):
-                return {"status": Status.BAD_VALUE, "message": "unreadable reply"}
-            if reply.get("id") == request_id:
+            except Exception as exc:  # noqa: BLE001  (any malformed frame, whatever the decoder raised)
+                self.kill()  # after an unreadable frame the stream cannot be trusted
+                raise ProcessDied(f"it sent an unreadable reply ({exc})") from None
+            if isinstance(reply, dict) and reply.get("id") == request_id:
                 return reply
 
     def _read(self, n: int, deadline: float) -> bytes:
@@ -152,18 +152,23 @@ class StudentProcess:
             self.kill()
             return None
 
+    def student_pid(self) -> int:
+        """The pid (in the grader's namespace) of the process running student code: the child of the one
+        started, where confinement forked into a new PID namespace, else the one started."""
+        if self.proc is None:
+            return 0
+        try:
+            with open(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children") as children:
+                return int(children.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            return self.proc.pid
+
     def peak_memory_mb(self) -> float:
         """Peak resident memory (VmHWM) of the student process (the namespace's PID 1), 0 if unreadable."""
         if self.proc is None:
             return 0.0
-        pids = [self.proc.pid]
-        try:
-            with open(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children") as children:
-                pids += [int(p) for p in children.read().split()]
-        except (OSError, ValueError):
-            pass
         peak = 0.0
-        for pid in pids:
+        for pid in {self.proc.pid, self.student_pid()}:
             try:
                 with open(f"/proc/{pid}/status") as status:
                     line = next(line for line in status if line.startswith("VmHWM:"))
@@ -247,6 +252,7 @@ class StudentSession:
                 "project_root": str(PROJECT_ROOT), "cells": self.cells,
                 "forbidden": list(self.forbidden_modules), "hide_modules": list(self.forbidden_modules),
                 "memory_mb": self.limits.memory_mb, "cpu_seconds": self.limits.cpu_seconds,
+                "disk_mb": self.limits.disk_mb,
                 "audit_hook": os.environ.get(AUDIT_HOOK_ENV, "1") != "0"},
                 self.limits.reply_mb << 20)
             self._processes.append(process)
@@ -254,6 +260,8 @@ class StudentSession:
                 ready = process.start()
             except (ProcessTimeout, ProcessDied) as exc:
                 process.kill()
+                if self.cell_logs:  # it started before: what changed since is the student's doing
+                    raise StudentError(f"the student process could not restart: {exc}") from None
                 raise GraderError(f"the student process could not start: {exc}") from exc
             self.isolation = check_isolation(ready.get("isolation", {}), self.sandbox_mode)
             self.timings["start"] += time.monotonic() - began
@@ -321,7 +329,7 @@ class StudentSession:
         finally:
             self.timings["calls"] += time.monotonic() - began
         if model:
-            reply["model_file"] = request["model_path"]
+            reply["model_file"] = f"/proc/{process.student_pid()}/root{request['model_path']}"
         return reply
 
     @property
@@ -343,6 +351,7 @@ def prepare_sandbox(sandbox: Path, identity: str) -> tuple[int, int]:
         return os.geteuid(), os.getegid()
     uid, gid = resolve_identity(identity)
     os.chmod(sandbox.parent, 0o711)  # the student may traverse to its sandbox, not list or read beside it
+    os.chmod(sandbox, 0o700)  # restored at every start: a student who locked it out cannot fake a grader fault
     for folder, dirs, files in os.walk(sandbox):
         for name in (folder, *(os.path.join(folder, n) for n in dirs + files)):
             os.chown(name, uid, gid, follow_symlinks=False)

@@ -86,7 +86,8 @@ class Server:
     def _flush_output() -> None:
         for stream in (sys.__stdout__, sys.__stderr__):
             try:
-                stream.flush()
+                if stream is not None:
+                    stream.flush()
             except Exception:
                 pass
 
@@ -162,7 +163,7 @@ def _confine(setup: dict) -> dict:
     from grader.sandbox import confine, syscalls
     confine.die_with_parent()
     plan = confine.Plan(sandbox=setup["sandbox"], root=setup["root"], uid=setup["uid"], gid=setup["gid"],
-                        hide_modules=tuple(setup["hide_modules"]))
+                        hide_modules=tuple(setup["hide_modules"]), disk_mb=setup["disk_mb"])
     report = confine.confine(plan)
     confine.set_limits(setup["memory_mb"], setup["cpu_seconds"])
     report["limits"] = f"{setup['memory_mb']} MB address space, {setup['cpu_seconds']} s CPU"

@@ -9,6 +9,7 @@ everything but what a student process has no business doing, and it cannot be re
 - ptrace, process_vm_readv/writev, kcmp, pidfd_* and signals to any process but itself;
 - mount, umount, pivot_root, chroot, unshare, setns, new sessions and process groups;
 - sockets of every family but AF_UNIX;
+- memfd_create (memory that RLIMIT_AS does not count);
 - bpf, perf_event_open, keyrings, io_uring, userfaultfd, kernel modules and other administration.
 
 Calls from a foreign architecture (e.g. int 0x80 on x86_64) kill the process.
@@ -35,6 +36,7 @@ DENIED = (
     "adjtimex", "clock_adjtime", "iopl", "ioperm", "name_to_handle_at", "open_by_handle_at",
     "fanotify_init", "personality", "setuid", "setgid", "setreuid", "setregid", "setresuid", "setresgid",
     "setgroups", "setfsuid", "setfsgid", "capset", "landlock_create_ruleset", "landlock_add_rule",
+    "memfd_create", "memfd_secret",  # memory outside RLIMIT_AS
 )
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import zlib
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
@@ -9,8 +10,11 @@ import pytest
 from grader.config import Assignment
 from grader.testing.proxy import StudentProxy
 
-PLUGIN_KEY = pytest.StashKey["GradingPlugin"]()
-OUTCOME_KEY = pytest.StashKey["Outcome"]()
+if TYPE_CHECKING:  # plugin.py imports this module
+    from grader.testing.plugin import GradingPlugin, Outcome
+
+PLUGIN_KEY: pytest.StashKey[GradingPlugin] = pytest.StashKey()   # config.stash: the run's plugin
+OUTCOME_KEY: pytest.StashKey[Outcome] = pytest.StashKey()         # item.stash: the test's outcome
 
 
 class Credit:

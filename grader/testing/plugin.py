@@ -134,7 +134,7 @@ class GradingPlugin:
             outcome.message, outcome.diagnosis = exc.message, exc.diagnosis
         elif isinstance(exc, AssertionError):
             last = excinfo.traceback[-1]
-            outcome.message = str(exc).strip() or f"a check failed ({last.path.name}:{last.lineno + 1})"
+            outcome.message = str(exc).strip() or f"a check failed ({Path(last.path).name}:{last.lineno + 1})"
         else:
             if isinstance(exc, GraderError):
                 self.setup_errors.append(f"{outcome.name}: {type(exc).__name__}: {exc}")
