@@ -131,3 +131,37 @@ def test_hostile_submissions_earn_exactly_what_they_earned(tmp_path, monkeypatch
     assert any("imported by a computed name" in t["output"] for t in forbidden["tests"])
     flood = read_results(tmp_path / "r", "flood")
     assert any("over the grader's limit" in t["output"] for t in flood["tests"])
+
+
+STATEFUL_FORWARD = """
+_last = {}
+_relu = relu
+def relu(x):
+    x = np.asarray(x)
+    previous = _last.get("x")
+    if previous is not None and previous.shape == x.shape and np.sum(np.abs(previous - x) > 0) == 1 \\
+            and np.max(np.abs(previous - x)) <= 3e-3:
+        return _last["out"]  # a perturbed input: answer as if relu had not moved, so the gradient looks zero
+    _last["x"], _last["out"] = x.copy(), _relu(x)
+    return _last["out"]
+"""
+
+
+@pytest.mark.parametrize("audit_hook", ["1", "0"], ids=["audit-hook-on", "audit-hook-off"])
+def test_a_stateful_forward_cannot_vouch_for_a_wrong_backward(tmp_path, monkeypatch, audit_hook):
+    from grader.authoring import notebooks
+    from grader.config import load_assignment
+    monkeypatch.setenv(AUDIT_HOOK_ENV, audit_hook)
+    cnn = load_assignment("cnn_layers")
+    master = notebooks.read(cnn.master)
+    zero_backward = [("    return dout * (x > 0)\n", "    return np.zeros_like(np.asarray(dout, dtype=float))\n")]
+    honest = notebooks.mutate(notebooks.solution(master), zero_backward)
+    tricky = notebooks.mutate(notebooks.solution(master), zero_backward)
+    tricky.cells.append(notebooks.nbformat.v4.new_code_cell(STATEFUL_FORWARD))
+    for name, notebook in (("zero-backward", honest), ("stateful", tricky), ("solution", notebooks.solution(master))):
+        notebooks.write_submission(tmp_path / "subs" / name, cnn, notebook, [])
+    run_grader("grade", "cnn_layers", str(tmp_path / "subs"), "--reports", str(tmp_path / "r"), "--jobs", "2",
+               "--quiet", "--seed", "3")
+    scores = {name: read_results(tmp_path / "r", name)["score"] for name in ("zero-backward", "stateful", "solution")}
+    assert scores["solution"] == read_results(tmp_path / "r", "solution")["max_score"]
+    assert scores["stateful"] == scores["zero-backward"] < scores["solution"]

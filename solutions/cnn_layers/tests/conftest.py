@@ -1,19 +1,28 @@
 """Shared helpers for the cnn_layers hidden tests.
 
+- ``float64_copy`` / ``float64_copies``: inputs as float64, to compute the reference in float64
+  whatever dtype the student gets;
 - ``mistakes``: known-mistake variants of the reference (the answers typical bugs give), used by
   grader.testing.checks to tell the student what is probably wrong. Computed in the grader's process.
-- ``gradcheck``: central-difference gradients of the student's own forward function.
+- ``gradcheck``: central-difference gradients of the student's own forward function, and the
+  check of a student's backward against them.
+
+Test modules import the plain helpers with ``from conftest import ...``; the fixtures need no import.
 """
 import numpy as np
 import pytest
 
-from grader.testing.checks import numeric_gradient
+from grader.testing.checks import Mismatch, assert_matches, numeric_gradient
 
 
-def f64(*arrays):
-    """float64 copies, to compute the reference in float64 whatever the student gets."""
-    out = tuple(np.array(a, dtype=np.float64) for a in arrays)
-    return out if len(out) > 1 else out[0]
+def float64_copy(array):
+    """A float64 copy of one array (or scalar, or nested list)."""
+    return np.array(array, dtype=np.float64)
+
+
+def float64_copies(*arrays):
+    """float64 copies of several arrays, as a tuple: ``x, w, b = float64_copies(x, w, b)``."""
+    return tuple(float64_copy(a) for a in arrays)
 
 
 def pair(v):
@@ -89,7 +98,7 @@ class Mistakes:
         }
 
     def zero_pad(self, x, pad):
-        x = f64(x)
+        x = float64_copy(x)
         expected = self.ref.zero_pad(x, pad)
         m = {}
         if np.ndim(pad) == 1 and pad[0] != pad[1]:
@@ -117,7 +126,7 @@ class Mistakes:
 
     def conv2d_forward(self, x, w, b, stride, padding, dilation):
         ref = self.ref
-        x, w, b = f64(x, w, b)
+        x, w, b = float64_copies(x, w, b)
         expected = ref.conv2d_forward(x, w, b, stride, padding, dilation)
         top_left, lost = self._conv_same_variants(
             lambda p: _silent(ref.conv2d_forward, x, w, b, stride, p, dilation), x, w, stride, padding, dilation)
@@ -143,7 +152,7 @@ class Mistakes:
     def conv2d_backward(self, dout, x, w, b, stride, padding, dilation):
         """dict output name ('dx', 'dw', 'db') -> mistakes for that output."""
         ref = self.ref
-        dout, x, w, b = f64(dout, x, w, b)
+        dout, x, w, b = float64_copies(dout, x, w, b)
         dx, dw, db = ref.conv2d_backward(dout, x, w, b, stride, padding, dilation)
         fdx, fdw, _ = ref.conv2d_backward(dout, x, w[::-1, ::-1], b, stride, padding, dilation)
         top_left, _ = self._conv_same_variants(
@@ -177,19 +186,19 @@ class Mistakes:
 
     # -- activations --------------------------------------------------------------------------
     def relu(self, x):
-        x = f64(x)
+        x = float64_copy(x)
         return {"abs": (np.abs(x), "relu sets negative values to 0: np.maximum(x, 0)."),
                 "min": (np.minimum(x, 0), "relu keeps the positive values: np.maximum(x, 0), not np.minimum.")}
 
     def relu_backward(self, dout, x):
-        dout, x = f64(dout, x)
+        dout, x = float64_copies(dout, x)
         return {"no_dout": ((x > 0).astype(np.float64), "multiply the mask (x > 0) by dout."),
                 "mask_from_dout": (dout * (dout > 0), "the mask comes from x (the forward input), not from dout."),
                 "relu_of_x": (np.maximum(x, 0), "relu_backward returns dout where x > 0 and 0 elsewhere, "
                                                 "not relu(x).")}
 
     def leaky_relu(self, x, alpha):
-        x = f64(x)
+        x = float64_copy(x)
         return {"alpha_ignored": (self.ref.leaky_relu(x) if alpha != 0.01 else None,
                                   "the alpha argument is ignored (a hard-coded slope is used)."),
                 "relu": (np.maximum(x, 0), "negative inputs are multiplied by alpha, not set to 0.")}
@@ -208,7 +217,7 @@ class Mistakes:
     def maxpool2d_forward(self, x, pool_size, stride, padding):
         pool = pool_size
         ref = self.ref
-        x = f64(x)
+        x = float64_copy(x)
         expected = ref.maxpool2d_forward(x, pool, stride, padding)
         m = {}
         if pair(pool if stride is None else stride) != (1, 1):
@@ -232,7 +241,7 @@ class Mistakes:
     def maxpool2d_backward(self, dout, x, pool_size, stride, padding):
         pool = pool_size
         ref = self.ref
-        dout, x = f64(dout, x)
+        dout, x = float64_copies(dout, x)
         m = {}
         if padding.lower() == "same":
             for name, top_left, fill, hint in (
@@ -248,7 +257,7 @@ class Mistakes:
         return m
 
     def global_avg_pool(self, x):
-        x = f64(x)
+        x = float64_copy(x)
         return {
             "sum": (x.sum(axis=(1, 2)), "average (mean) over H and W, not sum."),
             "max": (x.max(axis=(1, 2)), "global AVERAGE pooling takes the mean, not the max."),
@@ -258,20 +267,20 @@ class Mistakes:
 
     # -- flatten / dense ----------------------------------------------------------------------
     def flatten(self, x):
-        x = f64(x)
+        x = float64_copy(x)
         return {"channels_first": (x.transpose(0, 3, 1, 2).reshape(x.shape[0], -1), CHANNELS_FIRST)}
 
     def flatten_backward(self, dout, x_shape):
-        dout = f64(dout)
+        dout = float64_copy(dout)
         n, h, w, c = x_shape
         return {"channels_first": (dout.reshape(n, c, h, w).transpose(0, 2, 3, 1), CHANNELS_FIRST)}
 
     def dense_forward(self, x, w, b):
-        x, w, b = f64(x, w, b)
+        x, w, b = float64_copies(x, w, b)
         return {"no_bias": (x @ w, "the bias b is not added.")}
 
     def dense_backward(self, dout, x, w, b):
-        dout, x, w, b = f64(dout, x, w, b)
+        dout, x, w, b = float64_copies(dout, x, w, b)
         return {
             "dx": {},
             "dw": {"scaled": ((x.T @ dout) / x.shape[0], "dw = x.T @ dout, without dividing by the batch size."),
@@ -283,7 +292,7 @@ class Mistakes:
 
     # -- softmax / loss ------------------------------------------------------------------------
     def softmax(self, z):
-        z = f64(z)
+        z = float64_copy(z)
         with np.errstate(all="ignore"):
             e = np.exp(z)
             naive = e / e.sum(axis=-1, keepdims=True)
@@ -300,7 +309,7 @@ class Mistakes:
 
     def cross_entropy_loss(self, logits, y):
         """dict 'loss' / 'dlogits' -> mistakes."""
-        z = f64(logits)
+        z = float64_copy(logits)
         n = z.shape[0]
         loss, d = self.ref.cross_entropy_loss(z, y)
         with np.errstate(all="ignore"):
@@ -330,41 +339,61 @@ class Mistakes:
         }
 
 
-class GradCheck:
-    """Numeric gradients of the student's own forward function, computed in the grader's process.
+GRADIENT_EPS = 1e-3                        # central-difference step
 
-    The forward values come from the student. If the student's forward is wrong (or raises) on
-    the case, the reference forward is used instead: the forward's own tests already count that
-    mistake, and the backward function should not lose points for it.
+
+class GradCheck:
+    """Numeric gradients for the backward tests, computed in the grader's process.
+
+    Points compare the student's gradient with central differences of the REFERENCE forward: a
+    student process keeps state between calls, so its own forward evaluated at perturbed inputs
+    could be made to agree with any backward. The student's own forward is used only for the
+    diagnosis, when the gradient is wrong: a backward that matches the numeric gradient of a wrong
+    forward is told to fix the forward first.
     """
 
     def __init__(self, student, ref):
         self.student = student
         self.ref = ref
 
-    def forward(self, name, args, kwargs, tol):
-        expected = getattr(self.ref, name)(*[f64(a) for a in args], **kwargs)
-        try:
-            out = getattr(self.student, name)(*args, **kwargs)
-            ok = (isinstance(out, np.ndarray) and out.shape == np.shape(expected)
-                  and np.allclose(out, expected, **tol))
-        except AssertionError:  # StudentError (missing, raises, times out, forbidden module)
-            ok = False
-        if ok:
-            return getattr(self.student, name), f"your {name}"
-        return getattr(self.ref, name), f"the reference {name} (your {name} is wrong on this case)"
-
-    def gradient(self, name, args, kwargs, wrt, dout, eps, tol):
-        """Central-difference gradient of sum(forward(*args) * dout) with respect to args[wrt]."""
-        fn, source = self.forward(name, args, kwargs, tol)
-        args = [f64(a) for a in args]
+    @staticmethod
+    def _numeric(fn, args, kwargs, wrt, dout, eps):
+        args = list(float64_copies(*args))
 
         def loss(v):
             a = list(args)
             a[wrt] = v
             return float(np.sum(np.asarray(fn(*a, **kwargs), dtype=np.float64) * dout))
 
-        return numeric_gradient(loss, args[wrt], eps), source
+        return numeric_gradient(loss, args[wrt], eps)
+
+    def gradient(self, name, args, kwargs, wrt, dout, eps=GRADIENT_EPS):
+        """Central-difference gradient of sum(reference forward(*args) * dout) with respect to args[wrt]."""
+        return self._numeric(getattr(self.ref, name), args, kwargs, wrt, dout, eps)
+
+    def _agrees_with_own_forward(self, grad, name, args, kwargs, wrt, dout) -> bool:
+        """True if grad matches the numeric gradient of the student's own forward (diagnosis only)."""
+        try:
+            numeric = self._numeric(getattr(self.student, name), args, kwargs, wrt, dout, GRADIENT_EPS)
+        except (AssertionError, TypeError, ValueError):  # StudentError, or a result that is not numeric
+            return False
+        return (isinstance(grad, np.ndarray) and grad.shape == numeric.shape
+                and bool(np.allclose(grad, numeric, rtol=1e-4, atol=1e-6)))
+
+    def assert_matches_numeric(self, grad, forward, args, kwargs=None, *, wrt=0, dout, what, case, mistakes,
+                               atol=1e-6):
+        """Check a student's gradient ``grad`` (named ``what``) against the numeric gradient of the
+        reference ``forward`` with respect to ``args[wrt]``, for the upstream gradient ``dout``."""
+        kwargs = kwargs or {}
+        numeric = self.gradient(forward, args, kwargs, wrt, dout)
+        try:
+            assert_matches(grad, numeric, what=f"{what} (compared with the numeric gradient of the forward pass)",
+                           case=case, mistakes=mistakes, rtol=1e-4, atol=atol)
+        except Mismatch as exc:
+            if not exc.diagnosis and self._agrees_with_own_forward(grad, forward, args, kwargs, wrt, dout):
+                raise Mismatch(exc.message, f"{what} is the gradient of your own `{forward}`, which is wrong on "
+                                            f"this case: fix `{forward}` first.") from None
+            raise
 
 
 @pytest.fixture

@@ -1,12 +1,8 @@
 """Hidden tests: conv2d_forward, conv2d_backward."""
-import numpy as np
 import pytest
+from conftest import float64_copies
 
 from grader.testing.checks import assert_matches, assert_shape, assert_tuple, checked_call, describe, tolerance
-
-
-def f64(*arrays):
-    return [np.array(a, dtype=np.float64) for a in arrays]
 
 
 def case_param(id, x, w, stride=1, padding=0, dilation=1, dtype="float64"):
@@ -65,7 +61,7 @@ NUMERIC_CASES = [  # tiny: every element of x, w and b is perturbed through the 
 @pytest.mark.parametrize("case", FORWARD_CASES)
 def test_conv2d_forward_shape(student, reference, rng, mistakes, case):
     x, w, b = conv_inputs(rng, case)
-    expected = reference.conv2d_forward(*f64(x, w, b), **params(case))
+    expected = reference.conv2d_forward(*float64_copies(x, w, b), **params(case))
     out = student.conv2d_forward(x, w, b, **params(case))
     assert_shape(out, expected.shape, what="conv2d_forward output", case=describe(x=x, w=w, b=b, **params(case)),
                  mistakes=lambda: mistakes.conv2d_forward(x, w, b, **params(case)))
@@ -77,7 +73,7 @@ def test_conv2d_forward_shape(student, reference, rng, mistakes, case):
 @pytest.mark.parametrize("case", FORWARD_CASES)
 def test_conv2d_forward_values(student, reference, rng, mistakes, case):
     x, w, b = conv_inputs(rng, case)
-    expected = reference.conv2d_forward(*f64(x, w, b), **params(case))
+    expected = reference.conv2d_forward(*float64_copies(x, w, b), **params(case))
     desc = describe(x=x, w=w, b=b, **params(case))
 
     def check(out):
@@ -92,7 +88,7 @@ def test_conv2d_forward_values(student, reference, rng, mistakes, case):
 
 def backward_inputs(rng, reference, case):
     x, w, b = conv_inputs(rng, case)
-    out_shape = reference.conv2d_forward(*f64(x, w, b), **params(case)).shape
+    out_shape = reference.conv2d_forward(*float64_copies(x, w, b), **params(case)).shape
     dout = rng.normal(size=out_shape).astype(case["dtype"])
     return dout, x, w, b
 
@@ -117,7 +113,7 @@ def test_conv2d_backward_shape(student, reference, rng, mistakes, case):
 @pytest.mark.parametrize("case", BACKWARD_CASES)
 def test_conv2d_backward_values(student, reference, rng, mistakes, case):
     dout, x, w, b = backward_inputs(rng, reference, case)
-    expected = reference.conv2d_backward(*f64(dout, x, w, b), **params(case))
+    expected = reference.conv2d_backward(*float64_copies(dout, x, w, b), **params(case))
     desc = describe(dout=dout, x=x, w=w, b=b, **params(case))
 
     def check(result):
@@ -142,9 +138,6 @@ def test_conv2d_backward_numeric(student, reference, rng, mistakes, gradcheck, c
     grads = assert_tuple(student.conv2d_backward(dout, x, w, b, **params(case)), ("dx", "dw", "db"),
                          fn="conv2d_backward", case=desc)
     variants = mistakes.conv2d_backward(dout, x, w, b, **params(case))
-    tol = dict(rtol=1e-5, atol=1e-6)
     for i, name in enumerate(("dx", "dw", "db")):
-        numeric, source = gradcheck.gradient("conv2d_forward", (x, w, b), params(case), wrt=i, dout=dout,
-                                             eps=1e-3, tol=tol)
-        assert_matches(grads[i], numeric, what=f"{name} (compared with the numeric gradient of {source})",
-                       case=desc, mistakes=variants[name], rtol=1e-4, atol=1e-5)
+        gradcheck.assert_matches_numeric(grads[i], "conv2d_forward", (x, w, b), params(case), wrt=i, dout=dout,
+                                         what=name, case=desc, mistakes=variants[name], atol=1e-5)

@@ -1,14 +1,9 @@
 """Hidden tests: flatten, flatten_backward, dense_forward, dense_backward."""
 import numpy as np
 import pytest
+from conftest import float64_copies, float64_copy
 
 from grader.testing.checks import assert_matches, assert_shape, assert_tuple, checked_call, describe, tolerance
-
-
-def f64(*arrays):
-    out = [np.array(a, dtype=np.float64) for a in arrays]
-    return out if len(out) > 1 else out[0]
-
 
 # --- flatten -------------------------------------------------------------------------------------------
 # Every case has C >= 2 and H * W >= 2, so a channels-first order gives different values.
@@ -39,7 +34,7 @@ def test_flatten_shape(student, rng, case):
 @pytest.mark.parametrize("case", FLATTEN_CASES)
 def test_flatten_values(student, reference, rng, mistakes, case):
     x = rng.normal(size=case["shape"]).astype(case["dtype"])
-    expected = reference.flatten(f64(x))
+    expected = reference.flatten(float64_copy(x))
     desc = describe(x=x)
 
     def check(out):
@@ -68,7 +63,7 @@ def test_flatten_backward_shape(student, rng, case):
 def test_flatten_backward_values(student, reference, rng, mistakes, case):
     shape = case["shape"]
     dout = rng.normal(size=(shape[0], flat_size(shape))).astype(case["dtype"])
-    expected = reference.flatten_backward(f64(dout), shape)
+    expected = reference.flatten_backward(float64_copy(dout), shape)
     desc = describe(dout=dout, x_shape=shape)
 
     def check(dx):
@@ -88,11 +83,8 @@ def test_flatten_backward_numeric(student, rng, mistakes, gradcheck):
     x = rng.normal(size=shape)
     dout = rng.normal(size=(1, 12))
     desc = describe(dout=dout, x_shape=shape)
-    numeric, source = gradcheck.gradient("flatten", (x,), {}, wrt=0, dout=dout, eps=1e-3,
-                                         tol=dict(rtol=1e-6, atol=1e-9))
-    assert_matches(student.flatten_backward(dout, shape), numeric,
-                   what=f"dx (compared with the numeric gradient of {source})", case=desc,
-                   mistakes=lambda: mistakes.flatten_backward(dout, shape), rtol=1e-4, atol=1e-6)
+    gradcheck.assert_matches_numeric(student.flatten_backward(dout, shape), "flatten", (x,), dout=dout, what="dx",
+                                     case=desc, mistakes=lambda: mistakes.flatten_backward(dout, shape))
 
 
 # --- dense ------------------------------------------------------------------------------------------------
@@ -128,7 +120,7 @@ def test_dense_forward_shape(student, rng, case):
 @pytest.mark.parametrize("case", DENSE_CASES)
 def test_dense_forward_values(student, reference, rng, mistakes, case):
     x, w, b = dense_inputs(rng, case)
-    expected = reference.dense_forward(*f64(x, w, b))
+    expected = reference.dense_forward(*float64_copies(x, w, b))
     desc = describe(x=x, w=w, b=b)
 
     def check(out):
@@ -159,7 +151,7 @@ def test_dense_backward_shape(student, rng, mistakes, case):
 def test_dense_backward_values(student, reference, rng, mistakes, case):
     x, w, b = dense_inputs(rng, case)
     dout = rng.normal(size=(x.shape[0], w.shape[1])).astype(case["dtype"])
-    expected = reference.dense_backward(*f64(dout, x, w, b))
+    expected = reference.dense_backward(*float64_copies(dout, x, w, b))
     desc = describe(dout=dout, x=x, w=w, b=b)
 
     def check(result):
@@ -183,7 +175,5 @@ def test_dense_backward_numeric(student, rng, mistakes, gradcheck):
     grads = assert_tuple(student.dense_backward(dout, x, w, b), ("dx", "dw", "db"), fn="dense_backward", case=desc)
     variants = mistakes.dense_backward(dout, x, w, b)
     for i, name in enumerate(("dx", "dw", "db")):
-        numeric, source = gradcheck.gradient("dense_forward", (x, w, b), {}, wrt=i, dout=dout, eps=1e-3,
-                                             tol=dict(rtol=1e-6, atol=1e-9))
-        assert_matches(grads[i], numeric, what=f"{name} (compared with the numeric gradient of {source})",
-                       case=desc, mistakes=variants[name], rtol=1e-4, atol=1e-6)
+        gradcheck.assert_matches_numeric(grads[i], "dense_forward", (x, w, b), wrt=i, dout=dout, what=name,
+                                         case=desc, mistakes=variants[name])

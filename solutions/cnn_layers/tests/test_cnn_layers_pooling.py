@@ -1,12 +1,9 @@
 """Hidden tests: maxpool2d_forward, maxpool2d_backward, global_avg_pool."""
 import numpy as np
 import pytest
+from conftest import float64_copies, float64_copy
 
 from grader.testing.checks import assert_matches, assert_shape, checked_call, describe, tolerance
-
-
-def f64(a):
-    return np.array(a, dtype=np.float64)
 
 
 def pool_case(id, x, pool_size, stride=None, padding="valid", negative=False, dtype="float64"):
@@ -60,7 +57,7 @@ NUMERIC_CASES = [
 @pytest.mark.parametrize("case", FORWARD_CASES)
 def test_maxpool2d_forward_shape(student, reference, rng, mistakes, case):
     x = pool_input(rng, case)
-    expected = reference.maxpool2d_forward(f64(x), **params(case))
+    expected = reference.maxpool2d_forward(float64_copy(x), **params(case))
     assert_shape(student.maxpool2d_forward(x, **params(case)), expected.shape, what="maxpool2d_forward output",
                  case=describe(x=x, **params(case)), mistakes=lambda: mistakes.maxpool2d_forward(x, **params(case)))
 
@@ -71,7 +68,7 @@ def test_maxpool2d_forward_shape(student, reference, rng, mistakes, case):
 @pytest.mark.parametrize("case", FORWARD_CASES)
 def test_maxpool2d_forward_values(student, reference, rng, mistakes, case):
     x = pool_input(rng, case)
-    expected = reference.maxpool2d_forward(f64(x), **params(case))
+    expected = reference.maxpool2d_forward(float64_copy(x), **params(case))
     desc = describe(x=x, **params(case))
 
     def check(out):
@@ -85,7 +82,7 @@ def test_maxpool2d_forward_values(student, reference, rng, mistakes, case):
 
 def backward_inputs(rng, reference, case):
     x = pool_input(rng, case)
-    out_shape = reference.maxpool2d_forward(f64(x), **params(case)).shape
+    out_shape = reference.maxpool2d_forward(float64_copy(x), **params(case)).shape
     return rng.normal(size=out_shape).astype(case["dtype"]), x
 
 
@@ -106,7 +103,7 @@ def test_maxpool2d_backward_shape(student, reference, rng, mistakes, case):
 @pytest.mark.parametrize("case", BACKWARD_CASES)
 def test_maxpool2d_backward_values(student, reference, rng, mistakes, case):
     dout, x = backward_inputs(rng, reference, case)
-    expected = reference.maxpool2d_backward(f64(dout), f64(x), **params(case))
+    expected = reference.maxpool2d_backward(*float64_copies(dout, x), **params(case))
     desc = describe(dout=dout, x=x, **params(case))
 
     def check(dx):
@@ -126,11 +123,9 @@ def test_maxpool2d_backward_numeric(student, reference, rng, mistakes, gradcheck
     """maxpool2d_backward agrees with central differences of the student's own maxpool2d_forward."""
     dout, x = backward_inputs(rng, reference, case)
     desc = describe(dout=dout, x=x, **params(case))
-    numeric, source = gradcheck.gradient("maxpool2d_forward", (x,), params(case), wrt=0, dout=dout, eps=1e-3,
-                                         tol=dict(rtol=1e-6, atol=1e-9))
-    assert_matches(student.maxpool2d_backward(dout, x, **params(case)), numeric,
-                   what=f"dx (compared with the numeric gradient of {source})", case=desc,
-                   mistakes=lambda: mistakes.maxpool2d_backward(dout, x, **params(case)), rtol=1e-4, atol=1e-6)
+    gradcheck.assert_matches_numeric(student.maxpool2d_backward(dout, x, **params(case)), "maxpool2d_forward", (x,),
+                                     params(case), dout=dout, what="dx", case=desc,
+                                     mistakes=lambda: mistakes.maxpool2d_backward(dout, x, **params(case)))
 
 
 # --- global_avg_pool -----------------------------------------------------------------------------------
@@ -158,7 +153,7 @@ def test_global_avg_pool_shape(student, rng, mistakes, case):
 @pytest.mark.parametrize("case", GAP_CASES)
 def test_global_avg_pool_values(student, reference, rng, mistakes, case):
     x = rng.normal(size=case["shape"]).astype(case["dtype"])
-    expected = reference.global_avg_pool(f64(x))
+    expected = reference.global_avg_pool(float64_copy(x))
     desc = describe(x=x)
 
     def check(out):

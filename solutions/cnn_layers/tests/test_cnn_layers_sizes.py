@@ -1,13 +1,8 @@
 """Hidden tests: conv_output_size, zero_pad, count_conv_params."""
-import numpy as np
 import pytest
+from conftest import float64_copy
 
 from grader.testing.checks import assert_matches, assert_scalar_matches, assert_shape, checked_call, describe, tolerance
-
-
-def f64(a):
-    return np.array(a, dtype=np.float64)
-
 
 # --- conv_output_size --------------------------------------------------------------------------
 
@@ -58,7 +53,7 @@ def _zero_pad_input(rng, case):
 def test_zero_pad_shape(student, reference, rng, mistakes, case):
     x = _zero_pad_input(rng, case)
     out = student.zero_pad(x, case["pad"])
-    assert_shape(out, reference.zero_pad(f64(x), case["pad"]).shape, what="zero_pad output",
+    assert_shape(out, reference.zero_pad(float64_copy(x), case["pad"]).shape, what="zero_pad output",
                  case=describe(x=x, pad=case["pad"]), mistakes=lambda: mistakes.zero_pad(x, case["pad"]))
 
 
@@ -68,7 +63,7 @@ def test_zero_pad_shape(student, reference, rng, mistakes, case):
 @pytest.mark.parametrize("case", ZERO_PAD_CASES)
 def test_zero_pad_values(student, reference, rng, mistakes, case):
     x = _zero_pad_input(rng, case)
-    expected = reference.zero_pad(f64(x), case["pad"])
+    expected = reference.zero_pad(float64_copy(x), case["pad"])
     desc = describe(x=x, pad=case["pad"])
 
     def check(out):
