@@ -1,35 +1,68 @@
-"""Grade a folder of submissions in parallel workers, resumably.
+"""Grade a folder of submissions in parallel workers, resumably, so that no submission can break the batch.
 
-Each worker is a grader process (trusted); each submission's code runs in its own student
-process started by that worker. A submission whose notebook, files, grader, tests and seed are
-unchanged since its results.json was written is skipped. results.json files are written
-atomically as each submission finishes, so a batch killed half-way loses nothing finished.
+Each submission is graded by a worker process of its own (a trusted grader process), which starts
+that submission's student process; at most --jobs workers run at once. The supervisor (this module,
+in the grader's main process) charges whatever happens to a worker to the one submission it grades:
+
+- a worker that dies is retried, at most MAX_ATTEMPTS times in all, each retry logged (logger
+  `grader.batch`); then that submission alone gets a grader-error result;
+- a worker still busy past the submission's time budget ([limits] submission_budget) plus a grace
+  period is stopped (SIGTERM, then SIGKILL) and the student gets a clear "time budget exceeded" result;
+- SIGINT or SIGTERM stops every worker (each kills its student processes and removes its temporary
+  copy) and grade_batch raises BatchInterrupted; every finished results.json stays.
+
+The grader's processes share the session and process group they were started in; every student
+process leads a session of its own (start_new_session), so none shares the grader's.
+
+A submission whose notebook, files, grader, tests and seed are unchanged since its results.json was
+written is skipped. results.json files are written atomically as each submission finishes, so a
+batch killed half-way loses nothing finished.
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
 import json
+import logging
 import multiprocessing
+import multiprocessing.connection
 import os
 import random
+import shutil
 import signal
 import statistics
+import threading
+import time
 import traceback
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from grader.config import PROJECT_ROOT, Assignment, load_assignment, tree_digest
 from grader.ingest.submissions import Submission, discover
-from grader.results import Results, SubmissionMeta, write_atomic
+from grader.results import (
+    GRADED,
+    GRADER_ERROR,
+    NOTEBOOK_PROBLEM,
+    Results,
+    SubmissionMeta,
+    read_reports,
+    write_atomic,
+)
 from grader.sandbox.process import probe_sandbox
 
 RUN_FILE = ".grader-run.json"
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE = 1, 4
+MAX_ATTEMPTS = 2       # a worker that dies: the submission is graded at most this many times in all
+TERM_GRACE = 3.0       # seconds a worker has to clean up after SIGTERM before SIGKILL
+POLL = 0.1             # seconds between the supervisor's looks at deadlines and signals
+MAX_PROBLEMS_SHOWN = 10
+
+log = logging.getLogger("grader.batch")
 
 
 @dataclass
@@ -42,6 +75,24 @@ class BatchOptions:
     data_dir: str | None = None
     progress: bool = True
     sandbox: str = "strict"
+
+
+class BatchInterrupted(Exception):
+    """SIGINT or SIGTERM stopped the batch; every finished result is on disk."""
+
+    def __init__(self, summaries: list[dict], left: int, signum: int):
+        super().__init__(f"interrupted by {signal.Signals(signum).name}")
+        self.summaries, self.left, self.signum = summaries, left, signum
+
+    @property
+    def line(self) -> str:
+        return (f"interrupted: {len(self.summaries)} graded, {self.left} left; "
+                "run the same command again to continue")
+
+
+def budget_grace(budget: float) -> float:
+    """How long past its budget a worker may run before it is stopped: time to start, write its results."""
+    return min(60.0, max(5.0, 0.1 * budget))
 
 
 def run_seed(reports: Path, seed: int | None) -> int:
@@ -74,8 +125,10 @@ def _init_worker() -> None:
         libc = ctypes.CDLL(None)
         libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)  # no other process may read this process's memory
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    import grader.grade  # noqa: F401  (every module a worker uses is imported before any student process runs)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor handles ^C for the whole batch
+    from grader.grade import stop_worker
+    signal.signal(signal.SIGTERM, stop_worker)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})  # blocked by the supervisor
 
 
 def preload_renderers() -> None:
@@ -89,7 +142,7 @@ def preload_renderers() -> None:
 
 def grade_to_file(assignment_folder: str, submission: Submission, out: str, seed: int, data_dir: str | None,
                   sandbox_mode: str, print_: str) -> dict:
-    """Worker task: grade one submission and write its results.json atomically."""
+    """Grade one submission and write its results.json atomically; a grader exception becomes a grader error."""
     from grader.grade import grade_submission
     assignment = load_assignment(assignment_folder)
     try:
@@ -102,18 +155,38 @@ def grade_to_file(assignment_folder: str, submission: Submission, out: str, seed
     return summary_of(results)
 
 
+def _worker_main(assignment_folder: str, submission: Submission, out: str, seed: int, data_dir: str | None,
+                 sandbox_mode: str, print_: str) -> None:
+    """A worker process: grade one submission into its results.json, then exit 0."""
+    _init_worker()
+    grade_to_file(assignment_folder, submission, out, seed, data_dir, sandbox_mode, print_)
+
+
 def grader_failure(submission: Submission, detail: str) -> Results:
     """Results for a submission the grader itself failed on (no fingerprint: a rerun retries it)."""
     return Results(score=0.0, max_score=0.0, tests=[],
                    output="The grader failed on this submission; your instructor has been told. "
                           "It will be graded again.",
-                   meta=SubmissionMeta(student=submission.student, grader_error=detail[-4000:]))
+                   meta=SubmissionMeta(student=submission.student, name=submission.display_name,
+                                       status=GRADER_ERROR, grader_error=detail[-4000:]))
+
+
+def budget_failure(submission: Submission, budget: float, max_score: float, print_: str) -> Results:
+    """Results for a submission whose worker was stopped past its time budget (kept: a rerun would do the same)."""
+    from grader.grade import budget_exceeded
+    problem = budget_exceeded(budget)
+    return Results(score=0.0, max_score=max_score, tests=[],
+                   output=f"Score: 0 / {max_score:g}\nYour submission could not be graded: {problem}",
+                   meta=SubmissionMeta(student=submission.student, name=submission.display_name,
+                                       status=NOTEBOOK_PROBLEM, problem=problem, fingerprint=print_,
+                                       notebook=str(submission.notebook) if submission.notebook else None))
 
 
 def summary_of(results: Results) -> dict:
-    """The few numbers the batch summary needs."""
-    return {"student": results.student, "score": results.score, "max_score": results.max_score,
-            "seconds": results.execution_time, "error": results.meta.problem
+    """The few things the batch summary needs."""
+    return {"student": results.student, "name": results.name, "score": results.score,
+            "max_score": results.max_score, "seconds": results.execution_time, "status": results.status,
+            "reason": results.reason, "error": results.meta.problem
             or ("grader error" if results.meta.grader_error else "")}
 
 
@@ -122,12 +195,37 @@ def _progress(enabled: bool) -> Progress:
                     TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), disable=not enabled)
 
 
+def remove_superseded(reports: Path, submissions: list[Submission]) -> list[str]:
+    """Remove report folders that an older grader named differently for a notebook graded now under another
+    folder (e.g. student-2 before report_folder): each notebook has one row. Returns the folders removed."""
+    folder_of = {str(s.notebook): s.student for s in submissions if s.notebook}
+    removed = []
+    for path in sorted(reports.glob("*/results.json")):
+        try:
+            notebook = json.loads(path.read_text())["extra_data"].get("notebook")
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            continue
+        if notebook in folder_of and folder_of[notebook] != path.parent.name:
+            log.warning("%s holds the results of %s, now graded into %s/: removing the old folder",
+                        path.parent, notebook, folder_of[notebook])
+            shutil.rmtree(path.parent, ignore_errors=True)
+            removed.append(path.parent.name)
+    return removed
+
+
 def grade_batch(assignment: Assignment, submissions_dir: Path, options: BatchOptions,
                 submissions: list[Submission] | None = None) -> list[dict]:
-    """Grade every submission not already graded; write results.json files; return their summaries."""
+    """Grade every submission not already graded; write results.json files; return their summaries.
+
+    Raises BatchInterrupted (with the summaries of what is finished) on SIGINT or SIGTERM.
+    """
+    from grader.grade import clean_stale_workdirs
     reports = options.reports
     reports.mkdir(parents=True, exist_ok=True)
     submissions = discover(submissions_dir, assignment.notebook) if submissions is None else submissions
+    for stale in clean_stale_workdirs():
+        log.info("removed %s, left by a grader that died", stale)
+    remove_superseded(reports, submissions)
     seed = run_seed(reports, options.seed)
     grader_digest, assignment_digest = tree_digest(PROJECT_ROOT / "grader"), assignment.digest()
     todo, done = [], []
@@ -141,48 +239,234 @@ def grade_batch(assignment: Assignment, submissions_dir: Path, options: BatchOpt
     if todo:
         preload_renderers()
         probe_sandbox(options.sandbox)  # SandboxError before anyone is graded if --sandbox strict cannot hold
-    with _progress(options.progress) as progress:
+    supervisor = Supervisor(assignment, options, seed, max_score_hint(done, reports))
+    with _progress(options.progress) as progress, _signals_stop(supervisor):
         bar = progress.add_task("", total=len(submissions), completed=len(done))
-        for summary in _run_pool(assignment, todo, options, seed):
+
+        def finished(summary: dict) -> None:
             done.append(summary)
-            progress.update(bar, advance=1, description=summary["student"])
+            progress.update(bar, advance=1, description=summary["name"])
+
+        try:
+            supervisor.run(todo, finished)
+        except _Stopped as stop:
+            raise BatchInterrupted(done, len(submissions) - len(done), stop.signum) from None
     return done
 
 
-def _run_pool(assignment: Assignment, todo: list, options: BatchOptions, seed: int):
-    """Yield each finished summary; after a worker crash, retry its submissions once in a fresh pool."""
-    attempts: dict[str, int] = {}
-    pending = list(todo)
-    context = multiprocessing.get_context("spawn")
-    while pending:
-        with ProcessPoolExecutor(max_workers=max(1, min(options.jobs, len(pending))), mp_context=context,
-                                 initializer=_init_worker) as pool:
-            futures = {pool.submit(grade_to_file, str(assignment.folder), sub, out, seed, options.data_dir,
-                                   options.sandbox, print_): (sub, out, print_) for sub, out, print_ in pending}
-            pending = []
-            while futures:
-                finished, _ = wait(futures, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    sub, out, print_ = futures.pop(future)
-                    try:
-                        yield future.result()
-                    except BrokenProcessPool:
-                        attempts[sub.student] = attempts.get(sub.student, 0) + 1
-                        if attempts[sub.student] < 2:
-                            pending.append((sub, out, print_))
-                        else:
-                            results = grader_failure(sub, "the grading worker process died twice")
-                            results.write(Path(out))
-                            yield summary_of(results)
+def max_score_hint(summaries: list[dict], reports: Path) -> Callable[[], float]:
+    """The assignment's maximum score as the results already written show it (for results with no tests)."""
+    def hint() -> float:
+        best = max((s["max_score"] for s in summaries), default=0.0)
+        if not best:
+            best = max((r.max_score for r in read_reports(reports) if r.status == GRADED), default=0.0)
+        return float(best)
+    return hint
+
+
+class _Stopped(Exception):
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def _signals_stop(supervisor: Supervisor) -> Iterator[None]:
+    """SIGINT and SIGTERM ask the supervisor to stop (a second one: to stop without waiting); restored after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame) -> None:
+        supervisor.stop_signal = supervisor.stop_signal or signum
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+@dataclass
+class _Job:
+    submission: Submission
+    out: str
+    print_: str
+    attempt: int
+    process: multiprocessing.process.BaseProcess
+    deadline: float
+    over_budget: bool = False
+    kill_at: float = 0.0
+
+
+@dataclass
+class Supervisor:
+    """Runs one worker process per submission, at most options.jobs at once, and answers for each."""
+    assignment: Assignment
+    options: BatchOptions
+    seed: int
+    max_score: Callable[[], float]
+    stop_signal: int = 0
+    running: dict[int, _Job] = field(default_factory=dict)  # by the worker's sentinel
+
+    def run(self, todo: list[tuple[Submission, str, str]], finished: Callable[[dict], None]) -> None:
+        """Grade todo, calling finished(summary) as each submission is done; _Stopped on a signal."""
+        context = multiprocessing.get_context("spawn")
+        queue = deque((sub, out, print_, 1) for sub, out, print_ in todo)
+        budget = self.assignment.limits.submission_budget
+        try:
+            while queue or self.running:
+                while queue and len(self.running) < max(1, self.options.jobs) and not self.stop_signal:
+                    self._start(context, *queue.popleft(), budget)
+                if not self.stop_signal:
+                    multiprocessing.connection.wait(list(self.running), timeout=POLL)
+                for sentinel, job in list(self.running.items()):
+                    if job.process.exitcode is None:
+                        continue
+                    del self.running[sentinel]
+                    job.process.join()
+                    summary = self._ended(job, queue)
+                    job.process.close()
+                    if summary is not None:
+                        finished(summary)
+                if self.stop_signal:
+                    raise _Stopped(self.stop_signal)
+                self._enforce_deadlines()
+        finally:
+            self._stop_all()
+
+    def _start(self, context, sub: Submission, out: str, print_: str, attempt: int, budget: float) -> None:
+        process = context.Process(target=_worker_main, name=f"grader-worker {sub.student}", daemon=False,
+                                  args=(str(self.assignment.folder), sub, out, self.seed, self.options.data_dir,
+                                        self.options.sandbox, print_))
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        try:  # the worker starts with ^C blocked until it ignores it (the supervisor stops workers itself)
+            process.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        log.info("grading %s (attempt %d, worker %d)", sub.display_name, attempt, process.pid)
+        self.running[process.sentinel] = _Job(sub, out, print_, attempt, process,
+                                              time.monotonic() + budget + budget_grace(budget))
+
+    def _ended(self, job: _Job, queue: deque) -> dict | None:
+        """The summary of a job whose worker exited, or None when it is queued again."""
+        sub, code = job.submission, job.process.exitcode
+        if code == 0:  # it wrote its results.json (even if it finished just as it was being stopped)
+            try:
+                return summary_of(Results.read(Path(job.out)))
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                how = f"exited without a readable results.json ({exc})"
+        else:
+            how = describe_worker_exit(code)
+        _clean_after_dead_worker(job)
+        if job.over_budget:
+            log.warning("%s: the worker was stopped past the time budget (%g s)", sub.display_name,
+                        self.assignment.limits.submission_budget)
+            results = budget_failure(sub, self.assignment.limits.submission_budget, self.max_score(), job.print_)
+        elif job.attempt < MAX_ATTEMPTS:
+            log.warning("%s: the grading worker %s; grading it again (attempt %d of %d)", sub.display_name, how,
+                        job.attempt + 1, MAX_ATTEMPTS)
+            queue.append((sub, job.out, job.print_, job.attempt + 1))
+            return None
+        else:
+            log.error("%s: the grading worker %s on each of %d attempts; recorded as a grader error",
+                      sub.display_name, how, MAX_ATTEMPTS)
+            results = grader_failure(sub, f"the grading worker process {how} on each of {MAX_ATTEMPTS} attempts")
+        results.write(Path(job.out))
+        return summary_of(results)
+
+    def _enforce_deadlines(self) -> None:
+        now = time.monotonic()
+        for job in self.running.values():
+            if not job.over_budget and now > job.deadline:
+                job.over_budget, job.kill_at = True, now + TERM_GRACE
+                _signal(job.process.pid, signal.SIGTERM)
+            elif job.over_budget and now > job.kill_at:
+                _kill_worker(job.process.pid)
+
+    def _stop_all(self) -> None:
+        """Stop every running worker: SIGTERM (it kills its student processes and removes its copy), then
+        SIGKILL after TERM_GRACE; then remove what dead workers left."""
+        jobs = list(self.running.values())
+        self.running.clear()
+        for job in jobs:
+            _signal(job.process.pid, signal.SIGTERM)
+        until = time.monotonic() + TERM_GRACE
+        for job in jobs:
+            job.process.join(max(0.0, until - time.monotonic()))
+            if job.process.exitcode is None:
+                _kill_worker(job.process.pid)
+                job.process.join()
+        for job in jobs:
+            _clean_after_dead_worker(job)
+
+
+def _signal(pid: int | None, sig: int) -> None:
+    if pid:
+        with contextlib.suppress(OSError):
+            os.kill(pid, sig)
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    with contextlib.suppress(OSError):
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with contextlib.suppress(OSError, ValueError), open(f"/proc/{pid}/task/{task}/children") as f:
+                found += [int(child) for child in f.read().split()]
+    return found
+
+
+def _kill_worker(pid: int | None) -> None:
+    """SIGKILL a worker and its student processes (each the leader of its own process group)."""
+    if not pid:
+        return
+    for child in _children(pid):
+        with contextlib.suppress(OSError):
+            os.killpg(child, signal.SIGKILL)
+        _signal(child, signal.SIGKILL)
+    _signal(pid, signal.SIGKILL)
+
+
+def _clean_after_dead_worker(job: _Job) -> None:
+    """Remove what a worker that did not finish left: its temporary copy, a half-written results file."""
+    from grader.grade import clean_stale_workdirs
+    for stale in clean_stale_workdirs():
+        log.info("removed %s, left by a worker that was stopped", stale)
+    out = Path(job.out)
+    for partial in out.parent.glob(f".{out.name}.*.tmp"):
+        partial.unlink(missing_ok=True)
+
+
+def describe_worker_exit(code: int | None) -> str:
+    if code is None:
+        return "did not exit"
+    if code < 0:
+        return f"was killed by {signal.Signals(-code).name}"
+    return f"exited with status {code}"
 
 
 def summary_line(summaries: list[dict], seconds: float) -> str:
     """One line: how many were graded, skipped, failed; scores; time."""
     graded = [s for s in summaries if not s.get("skipped")]
     errors = [s for s in summaries if s["error"]]
-    scores = [s["score"] for s in summaries]
+    scores = [s["score"] for s in summaries if s.get("status") != GRADER_ERROR]
     best = max((s["max_score"] for s in summaries), default=0)
     median = statistics.median(scores) if scores else 0
     return (f"{len(summaries)} submissions: {len(graded)} graded, {len(summaries) - len(graded)} unchanged "
             f"(skipped), {len(errors)} with errors; median score {median:g}/{best:g}; {seconds:.1f} s")
 
+
+def problem_lines(summaries: list[dict], limit: int = MAX_PROBLEMS_SHOWN) -> list[str]:
+    """The students whose status is not graded (the first `limit`), each with the reason."""
+    problems = sorted((s for s in summaries if s.get("status", GRADED) != GRADED),
+                      key=lambda s: (s["name"].casefold(), s["student"]))
+    if not problems:
+        return []
+    lines = [f"{len(problems)} with problems:"]
+    for s in problems[:limit]:
+        reason = s["reason"] if len(s["reason"]) <= 160 else s["reason"][:157] + "..."
+        lines.append(f"  {s['name']} ({s['status']}): {reason}")
+    if len(problems) > limit:
+        lines.append(f"  ... and {len(problems) - limit} more: see summary.html")
+    return lines

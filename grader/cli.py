@@ -8,7 +8,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -18,6 +20,7 @@ from grader.errors import GraderUsageError
 log = logging.getLogger("grader")
 
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports ^C
 
 
 def _print_written(written: dict[str, str]) -> None:
@@ -25,21 +28,36 @@ def _print_written(written: dict[str, str]) -> None:
         print(f"{report + ':':<11}{where}")
 
 
+def _interrupt(signum: int, frame) -> None:
+    raise KeyboardInterrupt  # SIGTERM outside the batch itself (which stops its workers first): as ^C
+
+
 def _grade(args: argparse.Namespace) -> int:
-    from grader.batch import BatchOptions, grade_batch, summary_line
-    from grader.ingest.submissions import discover, select_shard
+    from grader.batch import BatchInterrupted, BatchOptions, grade_batch, problem_lines, summary_line
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)
+    from grader.ingest.submissions import discover, select_shard, select_students
     from grader.reports import render_reports
     assignment = load_assignment(args.assignment)
     reports = Path(args.reports or f"reports/{assignment.name}")
     submissions = discover(Path(args.submissions), assignment.notebook)
     if args.shard:
         submissions = select_shard(submissions, args.shard)
+    if args.student:
+        submissions = select_students(submissions, args.student)
     began = time.monotonic()
-    summaries = grade_batch(assignment, Path(args.submissions), BatchOptions(
-        reports=reports, jobs=args.jobs, force=args.force, seed=args.seed, data_dir=args.data_dir,
-        progress=not args.quiet, sandbox=args.sandbox), submissions)
+    try:
+        summaries = grade_batch(assignment, Path(args.submissions), BatchOptions(
+            reports=reports, jobs=args.jobs, force=args.force, seed=args.seed, data_dir=args.data_dir,
+            progress=not args.quiet, sandbox=args.sandbox), submissions)
+    except BatchInterrupted as stop:
+        render_reports(assignment, reports, [s["student"] for s in stop.summaries if not s.get("skipped")])
+        print(stop.line)
+        return EXIT_INTERRUPTED
     written = render_reports(assignment, reports, [s.student for s in submissions])
     print(summary_line(summaries, time.monotonic() - began))
+    for line in problem_lines(summaries):
+        print(line)
     _print_written(written)
     return 1 if "render errors" in written else 0
 
@@ -172,7 +190,11 @@ def _add_grade_parser(commands: argparse._SubParsersAction) -> None:
     grade.add_argument("submissions", help="folder of submissions")
     grade.add_argument("--reports", help="output folder (default: reports/<assignment>)")
     grade.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="parallel workers")
-    grade.add_argument("--force", action="store_true", help="regrade even unchanged submissions")
+    grade.add_argument("--force", action="store_true", help="regrade even unchanged submissions (with --student: "
+                       "only those students)")
+    grade.add_argument("--student", action="append", metavar="NAME",
+                       help="grade only this student (the name as submitted, or the report folder); repeatable. "
+                            "The gradebook and dashboard are still rendered from every result in REPORTS")
     grade.add_argument("--seed", type=int, help="seed for randomized test cases (default: kept per reports folder)")
     _add_data_dir(grade)
     grade.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -275,3 +297,6 @@ def main(argv: list[str] | None = None) -> int:
     except GraderUsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except KeyboardInterrupt:  # a second ^C while the reports of an interrupted batch were being written
+        print("interrupted; run the same command again to continue", file=sys.stderr)
+        return EXIT_INTERRUPTED

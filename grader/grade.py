@@ -1,22 +1,158 @@
-"""Grade one submission: ingest -> isolated student process -> hidden tests -> one results model."""
+"""Grade one submission: ingest -> isolated student process -> hidden tests -> one results model.
+
+One deadline per submission ([limits] submission_budget): every cell and call is capped by what is
+left of it, no cell runs and no student process (re)starts once it is spent, and the batch's
+supervisor (grader.batch) stops a worker that is still busy past it plus a grace period.
+
+The submission's temporary copy (/tmp/grader-<student>-*) is removed on every way out: normally,
+on an exception, and on SIGTERM (stop_worker); a folder left by a grader that was killed outright is
+removed by the next grader (clean_stale_workdirs), never one a live grader holds.
+"""
 from __future__ import annotations
 
+import fcntl
 import os
 import resource
 import shutil
+import signal
 import tempfile
 import time
 from pathlib import Path
 
 from grader.config import Assignment
-from grader.errors import IngestError
+from grader.errors import IngestError, StudentError
 from grader.ingest import submissions as ingest
 from grader.ingest.notebook import keep_definitions, read_notebook
 from grader.ingest.submissions import Submission, UnsafeFile, left_out, open_regular, read_chunks
-from grader.results import Results, SubmissionMeta, TestResult
+from grader.results import (
+    GRADED,
+    MAX_CELL_ERRORS,
+    MAX_CELL_TEXT,
+    NO_SUBMISSION,
+    NOTEBOOK_PROBLEM,
+    CellLog,
+    Results,
+    SubmissionMeta,
+    TestResult,
+    clip,
+)
 from grader.sandbox import static_scan
-from grader.sandbox.process import StudentSession
+from grader.sandbox.process import StudentProcess, StudentSession
 from grader.testing.plugin import GradingPlugin, Outcome, run_hidden_tests
+
+WORKDIR_LOCK = ".grader-lock"   # held (flock) by the grader using the folder, for as long as it exists
+TMP_PREFIX = "grader-"
+ACTIVE_WORKDIRS: dict[Path, int] = {}  # this process's temporary copies and their lock descriptors
+
+
+def budget_exceeded(budget: float) -> str:
+    """The reason a submission that ran out of time is given (status: notebook problem)."""
+    return (f"time budget exceeded: grading this submission took more than the {budget:g} s the grader allows "
+            "one submission (its cells, calls and restarts, model transfer, evaluation and retraining together); "
+            "what had not run by then scores 0")
+
+
+def make_workdir(student: str) -> Path:
+    """A new /tmp/grader-<student>-XXXX folder, locked by this process until remove_workdir."""
+    workdir = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{student[:40]}-"))
+    fd = os.open(workdir / (WORKDIR_LOCK + ".new"), os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    os.rename(workdir / (WORKDIR_LOCK + ".new"), workdir / WORKDIR_LOCK)  # never seen unlocked
+    ACTIVE_WORKDIRS[workdir] = fd
+    return workdir
+
+
+def remove_workdir(workdir: Path) -> None:
+    """Remove the folder, then release its lock."""
+    shutil.rmtree(workdir, ignore_errors=True)
+    fd = ACTIVE_WORKDIRS.pop(workdir, None)
+    if fd is not None:
+        os.close(fd)
+
+
+def clean_stale_workdirs(tmp: Path | None = None) -> list[Path]:
+    """Remove the temporary copies left by graders that died: /tmp/grader-* folders whose lock no live
+    process holds. Folders without the lock (not this grader's, or still being created) are left alone."""
+    removed = []
+    for path in Path(tmp or tempfile.gettempdir()).glob(TMP_PREFIX + "*"):
+        try:
+            if path.is_symlink() or not path.is_dir():
+                continue
+            fd = os.open(path / WORKDIR_LOCK, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            continue  # a live grader holds it
+        shutil.rmtree(path, ignore_errors=True)
+        os.close(fd)
+        removed.append(path)
+    return removed
+
+
+def stop_worker(signum: int, frame=None) -> None:
+    """SIGTERM in a grading worker: kill its student processes, remove its temporary copies, exit now."""
+    children: set[int] = set()
+    for task in os.listdir("/proc/self/task") if os.path.isdir("/proc/self/task") else []:
+        try:
+            with open(f"/proc/self/task/{task}/children") as f:
+                children.update(int(pid) for pid in f.read().split())
+        except (OSError, ValueError):
+            continue
+    for pid in children:  # each student process leads its own session and process group
+        for kill in (os.killpg, os.kill):
+            try:
+                kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+    for pid in children:
+        try:
+            os.waitpid(pid, 0)
+        except OSError:
+            pass
+    for workdir in list(ACTIVE_WORKDIRS):
+        remove_workdir(workdir)
+    os._exit(128 + signum)
+
+
+class BudgetedSession(StudentSession):
+    """A StudentSession that starts nothing and runs no cell once the submission's time budget is spent,
+    and says so (instead of a cell or call time-out) when the budget is what stopped a cell or a call."""
+
+    def _run_cells(self, process: StudentProcess) -> bool:
+        budget = self.limits.submission_budget
+        if self._budget_left() <= 0:
+            process.kill()
+            raise StudentError(budget_exceeded(budget))
+        before = dict(self.cell_logs)
+        finished = super()._run_cells(process)
+        if not finished and self._budget_left() <= 0:
+            for index, log in self.cell_logs.items():
+                if before.get(index) is not log and log.status == "timeout":
+                    log.error = (f"stopped when the submission's time budget of {budget:g} s ran out (each cell may "
+                                 f"take up to {self.limits.cell_timeout:g} s, all cells and calls together at most "
+                                 f"{budget:g} s)")
+            process.kill()
+            raise StudentError(budget_exceeded(budget))
+        return finished
+
+    def call(self, name: str, args: tuple, kwargs: dict, timeout: float, *,
+             return_inputs: bool = False, model: bool = False) -> dict:
+        capped = self._budget_left() < timeout
+        try:
+            return super().call(name, args, kwargs, timeout, return_inputs=return_inputs, model=model)
+        except StudentError as exc:
+            if capped and self._budget_left() <= 0 and "did not return within" in str(exc):
+                raise StudentError(budget_exceeded(self.limits.submission_budget) + f" (`{name}` was stopped)") \
+                    from None
+            raise
+
+    @property
+    def over_budget(self) -> bool:
+        return self._budget_left() <= 0
 
 
 def copy_files(submission: Submission, target: Path) -> list[str]:
@@ -67,10 +203,14 @@ def _student_output(results: list[TestResult], session: StudentSession, problem:
     lines = [f"Score: {earned:g} / {possible:g}"]
     if problem:
         lines.append(f"Your submission could not be graded: {problem}")
-    for log in sorted(session.cell_logs.values(), key=lambda log: log.number):
-        if log.status != "ok":
-            lines.append(f"Cell {log.number} {'raised an error' if log.status == 'raised' else log.status}:\n"
-                         f"{log.error}")
+    failing = [log for log in sorted(session.cell_logs.values(), key=lambda log: log.number) if log.status != "ok"]
+    for log in failing[:MAX_CELL_ERRORS]:
+        lines.append(f"Cell {log.number} {'raised an error' if log.status == 'raised' else log.status}:\n"
+                     f"{clip(log.error, MAX_CELL_TEXT, keep_end=True)}")
+    if len(failing) > MAX_CELL_ERRORS:
+        lines.append(f"[... {len(failing) - MAX_CELL_ERRORS:,} more cells failed (cells "
+                     f"{failing[MAX_CELL_ERRORS].number} to {failing[-1].number}); only the first "
+                     f"{MAX_CELL_ERRORS} are shown]")
     lines += notes
     return "\n".join(lines)
 
@@ -80,7 +220,7 @@ def grade_submission(assignment: Assignment, submission: Submission, *, seed: in
     """Grade one submission and return its results model (nothing is written here)."""
     began = time.monotonic()
     timings: dict[str, float] = {}
-    workdir = Path(tempfile.mkdtemp(prefix=f"grader-{submission.student}-"))
+    workdir = make_workdir(submission.student)
     sandbox, files = workdir / "sandbox", workdir / "files"
     problem, notes, cells = submission.problem, list(submission.notes), []
     try:
@@ -98,7 +238,7 @@ def grade_submission(assignment: Assignment, submission: Submission, *, seed: in
         sandbox.mkdir(exist_ok=True)
         files.mkdir(exist_ok=True)
         timings["ingest"] = time.monotonic() - began
-        session = StudentSession(
+        session = BudgetedSession(
             cells, sandbox, assignment.limits, forbidden_modules=assignment.forbidden_modules,
             sandbox_mode=sandbox_mode,
             unavailable=f"your notebook could not be graded: {problem}" if problem else "")
@@ -109,12 +249,15 @@ def grade_submission(assignment: Assignment, submission: Submission, *, seed: in
         finally:
             session.close()
         began_results = time.monotonic()
+        status = NO_SUBMISSION if submission.missing else NOTEBOOK_PROBLEM if problem else GRADED
+        if status == GRADED and session.over_budget:
+            status, problem = NOTEBOOK_PROBLEM, budget_exceeded(assignment.limits.submission_budget)
         tests = [_test_result(o, assignment) for o in outcomes]
         meta = SubmissionMeta(
-            student=submission.student, assignment=assignment.ref, seed=seed, problem=problem,
+            student=submission.student, name=submission.display_name, status=status,
+            assignment=assignment.ref, seed=seed, problem=problem,
             notebook=str(submission.notebook) if submission.notebook else None,
-            cells=sorted(session.cell_logs.values(), key=lambda log: log.number),
-            isolation=session.isolation, restarts=session.restarts)
+            cells=_cell_logs(session), isolation=session.isolation, restarts=session.restarts)
         timings.update(session.timings)
         timings["train_eval"] = sum(float(o.metrics.get("train_eval_seconds", 0.0)) for o in outcomes)
         timings["results"] = time.monotonic() - began_results
@@ -125,4 +268,9 @@ def grade_submission(assignment: Assignment, submission: Submission, *, seed: in
                        output=_student_output(tests, session, problem, notes), tests=tests, meta=meta,
                        execution_time=round(time.monotonic() - began, 3))
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        remove_workdir(workdir)
+
+
+def _cell_logs(session: StudentSession) -> list[CellLog]:
+    """The cells' logs in order (results.bound keeps the first failing ones and counts the rest)."""
+    return sorted(session.cell_logs.values(), key=lambda log: log.number)

@@ -7,16 +7,56 @@ On disk it is Gradescope's results.json: the Gradescope dictionary is produced o
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import tempfile
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from grader.config import VISIBILITIES
 
+log = logging.getLogger(__name__)
+
 DIAGNOSIS_MARKER = " Probably: "  # how older versions glued the diagnosis into a test's output
 Metric = float | int | bool | str
+
+# What a gradebook row says about a submission (the `status` column).
+GRADED, NOTEBOOK_PROBLEM, GRADER_ERROR, NO_SUBMISSION = "graded", "notebook problem", "grader error", "no submission"
+STATUSES = (GRADED, NOTEBOOK_PROBLEM, GRADER_ERROR, NO_SUBMISSION)
+
+# Bounds on what one results.json holds (every report is rendered from it, so they bound the reports too).
+MAX_RESULTS_BYTES = 2 << 20   # the whole results.json
+MAX_CELL_ERRORS = 20          # cells that raised, timed out or died, listed with their error
+MAX_CELLS_LISTED = 100        # cells listed at all (the others are counted)
+MAX_CELL_TEXT = 4000          # one cell's error
+MAX_CELL_OUTPUT = 8000        # one cell's output (the student process already cuts it at [limits] output_chars)
+MAX_TEST_TEXT = 4000          # one test's message (its diagnosis: a quarter of it)
+MAX_OUTPUT_TEXT = 20_000      # the text shown to the student (notes and cell errors)
+MAX_DETAIL_TEXT = 8000        # a grader error's traceback
+
+
+_CLIPPED = re.compile(r"\n?\[\.\.\. truncated: ([\d,]+) characters in all\]\n?")
+
+
+def clip(text: str, limit: int, keep_end: bool = False) -> str:
+    """text cut to at most limit characters, the cut marked; text that fits is returned unchanged.
+
+    Idempotent, and a text cut again still tells its original length. keep_end keeps the last
+    characters (a traceback's end)."""
+    text = text or ""
+    if len(text) <= limit:
+        return text
+    total = len(text)
+    marked = _CLIPPED.search(text[:80] if keep_end else text[-80:])
+    if marked:  # cut before: the marker tells the original length
+        total = int(marked.group(1).replace(",", ""))
+        text = _CLIPPED.sub("", text, count=1) if keep_end else text[:text.rindex("\n[... truncated: ")]
+    marker = f"[... truncated: {total:,} characters in all]"
+    room = max(0, limit - len(marker) - 1)
+    return marker + "\n" + text[len(text) - room:] if keep_end else text[:room] + "\n" + marker
 
 
 @dataclass
@@ -99,6 +139,9 @@ class SubmissionMeta:
     fingerprint: str = ""        # empty: not reusable, a rerun grades again
     grader_error: str = ""       # the grader's own fault; no score is recorded against the student
     submitter: str = ""
+    name: str = ""               # the student's name as submitted (student is the report folder derived from it)
+    status: str = ""             # one of STATUSES; empty in files of older graders (then derived)
+    truncated: list[str] = field(default_factory=list)  # what was cut to keep the results bounded
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -125,7 +168,30 @@ class Results:
 
     @property
     def student(self) -> str:
+        """The report folder's name (REPORTS/<student>/)."""
         return self.meta.student
+
+    @property
+    def name(self) -> str:
+        """The student's name as submitted: what every report shows."""
+        return self.meta.name or self.meta.student
+
+    @property
+    def status(self) -> str:
+        """graded, notebook problem, grader error or no submission."""
+        if self.meta.grader_error:
+            return GRADER_ERROR
+        if self.meta.status in STATUSES:
+            return self.meta.status
+        return NOTEBOOK_PROBLEM if self.meta.problem else GRADED
+
+    @property
+    def reason(self) -> str:
+        """Why the status is not graded, in one line ("" when graded)."""
+        if self.meta.grader_error:
+            lines = self.meta.grader_error.strip().splitlines()
+            return "the grader failed: " + (lines[-1] if lines else "unknown error")
+        return " ".join(self.meta.problem.split()) if self.status != GRADED else ""
 
     def to_json(self) -> dict[str, Any]:
         """Gradescope's results.json dictionary."""
@@ -142,8 +208,8 @@ class Results:
                    meta=SubmissionMeta.from_json(data.get("extra_data") or {}))
 
     def write(self, path: Path) -> None:
-        """Write results.json atomically."""
-        write_atomic(path, json.dumps(self.to_json(), indent=2) + "\n")
+        """Write results.json atomically, bounded (see bound())."""
+        write_atomic(path, bound(self))
 
     @classmethod
     def read(cls, path: Path) -> Results:
@@ -153,6 +219,79 @@ class Results:
 def read_all(reports: Path, students: list[str]) -> list[Results]:
     """The results of every student that has a results.json under reports, in the given order."""
     return [Results.read(reports / s / "results.json") for s in students if (reports / s / "results.json").is_file()]
+
+
+def read_reports(reports: Path) -> list[Results]:
+    """Every results.json in reports (REPORTS/<student>/results.json), by folder; unreadable ones are logged."""
+    found = []
+    for path in sorted(Path(reports).glob("*/results.json")):
+        try:
+            found.append(Results.read(path))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.warning("%s cannot be read (%s); it is left out of the class reports", path, exc)
+    return found
+
+
+def _bound_cells(meta: SubmissionMeta) -> None:
+    """Keep the first MAX_CELL_ERRORS failing cells and at most MAX_CELLS_LISTED cells; count the others."""
+    kept: list[CellLog] = []
+    errors, dropped, dropped_errors = 0, 0, 0
+    for cell in meta.cells:
+        failing = cell.status != "ok"
+        if len(kept) < MAX_CELLS_LISTED and (not failing or errors < MAX_CELL_ERRORS):
+            errors += failing
+            cell.error = clip(cell.error, MAX_CELL_TEXT, keep_end=True)
+            cell.output = clip(cell.output, MAX_CELL_OUTPUT)
+            kept.append(cell)
+        else:
+            dropped += 1
+            dropped_errors += failing
+    if dropped:
+        meta.cells = kept
+        meta.truncated.append(f"cells: {dropped:,} cells not listed ({dropped_errors:,} of them failed); "
+                              f"at most {MAX_CELLS_LISTED} cells and the first {MAX_CELL_ERRORS} failing cells are kept")
+
+
+def bound(results: Results) -> str:
+    """results.json's text for these results, every field within its bound and the whole within
+    MAX_RESULTS_BYTES; whatever is cut is marked where it was cut and listed in extra_data.truncated."""
+    meta = results.meta
+    results.output = clip(results.output, MAX_OUTPUT_TEXT)
+    meta.grader_error = clip(meta.grader_error, MAX_DETAIL_TEXT, keep_end=True)
+    meta.problem = clip(meta.problem, MAX_TEST_TEXT)
+    _bound_cells(meta)
+    for test in results.tests:
+        test.message = clip(test.message, MAX_TEST_TEXT)
+        test.diagnosis = clip(test.diagnosis, MAX_TEST_TEXT // 4)
+        test.grader_error = clip(test.grader_error, MAX_DETAIL_TEXT, keep_end=True)
+        test.metrics = {k[:200]: clip(v, 1000) if isinstance(v, str) else v for k, v in list(test.metrics.items())[:100]}
+    text = _dump(results)
+    steps = _shrink(results)
+    while len(text.encode()) > MAX_RESULTS_BYTES and (what := next(steps, None)):
+        meta.truncated.append(f"results.json was over {MAX_RESULTS_BYTES:,} bytes: {what}")
+        text = _dump(results)
+    return text
+
+
+def _dump(results: Results) -> str:
+    return json.dumps(results.to_json(), indent=2) + "\n"
+
+
+def _shrink(results: Results) -> Iterator[str]:
+    """Cut results further, one step per item, most expendable first; each item names what was cut."""
+    for cell in results.meta.cells:
+        cell.output = ""
+    yield "cell outputs dropped"
+    for test in results.tests:
+        test.message = clip(test.message, 500)
+    yield "test messages cut to 500 characters"
+    results.meta.cells = results.meta.cells[:10]
+    yield "only the first 10 cells kept"
+    results.output = clip(results.output, 2000)
+    yield "the student's notes cut to 2,000 characters"
+    for test in results.tests:
+        test.diagnosis, test.metrics, test.grader_error = "", {}, clip(test.grader_error, 500, keep_end=True)
+    yield "test diagnoses and metrics dropped"
 
 
 def write_atomic(path: Path, text: str) -> None:

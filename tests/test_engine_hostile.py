@@ -157,7 +157,7 @@ def test_cell_errors_are_reported_and_later_cells_still_run(graded):
 def test_gradebook_lists_every_student(graded):
     reports, result = graded
     rows = (reports / "gradebook.csv").read_text().splitlines()
-    assert rows[0] == "student,double,relu,row_sums,total,max_score"
+    assert rows[0] == "student,double,relu,row_sums,total,max_score,status"
     assert len(rows) == 1 + len(CASES) + 5
     assert "submissions:" in result.stdout
 

@@ -10,6 +10,7 @@ import base64
 import csv
 import dataclasses
 import json
+import logging
 import os
 import re
 import shutil
@@ -24,6 +25,7 @@ from grader.authoring import notebooks
 from grader.batch import grader_failure
 from grader.config import VISIBILITIES, load_assignment
 from grader.ingest.submissions import Submission
+from grader.reports import junit, render_reports
 from grader.reports.feedback import render_feedback_html, render_feedback_md
 from grader.reports.junit import render_junit
 from grader.reports.summary import render_summary
@@ -77,6 +79,27 @@ def test_scores_are_what_each_submission_earned(graded):
     assert {s: results_of(reports, s).score for s in CLASS} == CLASS
 
 
+def test_a_student_whose_reports_fail_is_logged_and_the_others_rendered(graded, tmp_path, caplog, monkeypatch):
+    reports, _ = graded
+    for student in ("alice", "bob"):
+        shutil.copytree(reports / student, tmp_path / student)
+    real_write_junit = junit.write_junit
+
+    def write_junit(assignment, results, folder):
+        if results.student == "bob":
+            raise RuntimeError("the renderer broke")
+        return real_write_junit(assignment, results, folder)
+
+    monkeypatch.setattr(junit, "write_junit", write_junit)
+    with caplog.at_level(logging.ERROR, logger="grader"):
+        written = render_reports(load_assignment(TOY), tmp_path, ["alice", "bob"])
+    assert written["render errors"] == "bob"
+    [record] = [r for r in caplog.records if r.name == "grader.reports"]
+    assert "bob" in record.getMessage() and "the renderer broke" in caplog.text
+    rows = list(csv.DictReader((tmp_path / "gradebook.csv").open()))
+    assert [r["student"] for r in rows] == ["alice", "bob"] and (tmp_path / "summary.html").is_file()
+
+
 # ---------------------------------------------------------------- gradebook.csv
 
 def test_gradebook_csv_rows_columns_and_totals(graded):
@@ -85,15 +108,16 @@ def test_gradebook_csv_rows_columns_and_totals(graded):
     with open(reports / "gradebook.csv", newline="") as f:
         rows = list(csv.reader(f))
     header, body = rows[0], rows[1:]
-    assert header == ["student", *toy.functions, "total", "max_score"]
+    assert header == ["student", *toy.functions, "total", "max_score", "status"]
     assert len(body) == len(CLASS) and all(len(row) == len(header) for row in body)
     assert [row[0] for row in body] == sorted(CLASS)
     for row in body:
         results = results_of(reports, row[0])
-        values = [float(v) for v in row[1:]]
+        values = [float(v) for v in row[1:-1]]
         *functions, total, max_score = values
         assert total == results.score and max_score == results.max_score
         assert sum(functions) == pytest.approx(total)
+        assert row[-1] == ("notebook problem" if row[0] == "erin" else "graded")
 
 
 # ---------------------------------------------------------------- HTML: strict and offline

@@ -18,13 +18,17 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import logging
 import os
 import re
 import stat
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 
 from grader.errors import SubmissionsError
+
+log = logging.getLogger(__name__)
 
 SKIP_PARTS = {".git", ".ipynb_checkpoints", "__pycache__", ".github"}
 MAX_FILE_BYTES = 256 << 20        # one file (the notebook included)
@@ -224,11 +228,21 @@ def scan(folder: Path, skip: set[str] | frozenset[str] = frozenset(SKIP_PARTS), 
 @dataclass(frozen=True)
 class Submission:
     """One student's notebook and the folder of files that go with it."""
-    student: str
+    student: str           # the report folder's name (report_folder of the original name)
     notebook: Path | None  # None when no usable notebook was found
     folder: Path | None    # the files copied beside the notebook; None for a bare notebook
     problem: str = ""      # why the submission cannot be graded, for the student
     notes: tuple[str, ...] = ()  # files left out at discovery (links, FIFOs, oversized...), for the student
+    name: str = ""         # the student's name as submitted (folder, notebook or GitHub user); shown in reports
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.student
+
+    @property
+    def missing(self) -> bool:
+        """True when nothing gradable was submitted (no notebook at all), as opposed to a broken notebook."""
+        return self.notebook is None and self.problem.startswith(NO_NOTEBOOK)
 
     @property
     def base(self) -> Path | None:
@@ -279,9 +293,48 @@ class Submission:
         return digest.hexdigest()
 
 
+# Files a batch writes at the top of REPORTS (and other names a folder must never take), lower case.
+RESERVED_NAMES = frozenset({
+    "gradebook.csv", "summary.html", ".grader-run.json", "overrides.csv", "similarity.csv", "similarity.html",
+    "bench.json", "results.json", "feedback.md", "feedback.html", "junit.xml", "index.html",
+    "con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)), *(f"lpt{i}" for i in range(10))})
+MAX_FOLDER_CHARS = 64
+_SAFE_FOLDER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]*")
+NO_NOTEBOOK = "no notebook (.ipynb) was found in the submission"
+
+
+def original_name(name: str) -> str:
+    """A name as found on disk, made printable: NFC (a Mac's NFD names equal typed ones), undecodable bytes replaced."""
+    text = name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return unicodedata.normalize("NFC", "".join(c if c.isprintable() else "\ufffd" for c in text))
+
+
+def name_hash(name: str) -> str:
+    """8 hex digits of the sha256 of a name (after original_name)."""
+    return hashlib.sha256(original_name(name).encode()).hexdigest()[:8]
+
+
+def report_folder(name: str) -> str:
+    """The report folder of a student: safe, stable and unique, a function of the name alone.
+
+    A name of at most MAX_FOLDER_CHARS ASCII letters, digits and ._@+- (starting with a letter or digit),
+    not one of RESERVED_NAMES, is its own folder. Any other name (non-ASCII, other characters, too long,
+    reserved) gets an ASCII slug of itself plus "-" and name_hash: two different names never share a
+    folder, and a student keeps the same folder whoever else is in the class.
+    """
+    name = original_name(name)
+    if len(name) <= MAX_FOLDER_CHARS and _SAFE_FOLDER.fullmatch(name) and name.lower() not in RESERVED_NAMES \
+            and not name.endswith("."):
+        return name
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^A-Za-z0-9._@+-]+", "_", ascii_name).strip("._-+@")
+    slug = slug[:MAX_FOLDER_CHARS - 9].rstrip("._-+@") or "student"
+    return f"{slug}-{name_hash(name)}"
+
+
 def safe_name(name: str) -> str:
-    """A student name usable as a folder name."""
-    return re.sub(r"[^A-Za-z0-9._@+-]+", "_", name).strip("._") or "student"
+    """A student name usable as a folder name (see report_folder)."""
+    return report_folder(name)
 
 
 def _common_prefix(names: list[str]) -> str:
@@ -309,7 +362,8 @@ def from_folder(folder: Path, student: str, notebook_name: str,
     elif not found and refused:
         chosen = sorted(refused)[0]
     elif not found:
-        return Submission(student, None, folder, "no notebook (.ipynb) was found in the submission", whole.notes)
+        others = ", ".join(whole.files[:10]) + (f" and {len(whole.files) - 10} more" if len(whole.files) > 10 else "")
+        return Submission(student, None, folder, NO_NOTEBOOK + (f" (found: {others})" if others else ""), whole.notes)
     else:
         return Submission(student, None, folder,
                           f"several notebooks were found ({', '.join(found)}); name the one to grade {notebook_name}",
@@ -322,7 +376,12 @@ def from_folder(folder: Path, student: str, notebook_name: str,
 
 
 def discover(root: Path, notebook_name: str) -> list[Submission]:
-    """All submissions under root, sorted by student name. Links inside root are never followed."""
+    """All submissions under root, sorted by name. Links inside root are never followed.
+
+    Each submission's report folder is report_folder(its name): stable whatever else is in root.
+    Raises SubmissionsError when root holds nothing to grade (no student folder and no notebook),
+    naming the files that are not notebooks.
+    """
     root = Path(root)
     if not root.is_dir():
         raise SubmissionsError(f"submissions folder not found: {root}")
@@ -330,39 +389,78 @@ def discover(root: Path, notebook_name: str) -> list[Submission]:
         entries = sorted((e for e in it if e.name not in SKIP_PARTS), key=lambda e: e.name)
     folders = [Path(e.path) for e in entries if e.is_dir(follow_symlinks=False)]
     prefix = _common_prefix([p.name for p in folders if os.path.lexists(p / ".git")])
-    submissions = []
+    found: list[tuple[str, str, Submission]] = []  # (original name, entry name, submission)
     for folder in folders:
-        name = folder.name[len(prefix):] if prefix and os.path.lexists(folder / ".git") else folder.name
-        submissions.append(from_folder(folder, safe_name(name), notebook_name))
+        name = original_name(folder.name[len(prefix):] if prefix and os.path.lexists(folder / ".git") else folder.name)
+        found.append((name, folder.name, from_folder(folder, report_folder(name), notebook_name)))
+    not_notebooks = []
     for entry in entries:
         if entry.is_dir(follow_symlinks=False):
             continue
         path = Path(entry.path)
         is_notebook = entry.name.endswith(".ipynb")
+        name = original_name(path.stem if is_notebook else entry.name)
         try:
             st = entry.stat(follow_symlinks=False)
         except OSError as exc:
             if is_notebook:
-                submissions.append(Submission(safe_name(path.stem), None, None, not_a_notebook(
-                    entry.name, f"it could not be examined ({exc.strerror})")))
+                found.append((name, entry.name, Submission(report_folder(name), None, None, not_a_notebook(
+                    entry.name, f"it could not be examined ({exc.strerror})"))))
             continue
         if stat.S_ISLNK(st.st_mode) and not is_notebook:
-            submissions.append(Submission(safe_name(entry.name), None, None,
-                                          f"the submission {entry.name} is {kind_of(st.st_mode)}"))
+            found.append((name, entry.name, Submission(report_folder(name), None, None,
+                                                       f"the submission {entry.name} is {kind_of(st.st_mode)}")))
         elif is_notebook:
             try:
                 _regular_or_raise(st, MAX_FILE_BYTES)
-                submissions.append(Submission(safe_name(path.stem), path, None))
+                found.append((name, entry.name, Submission(report_folder(name), path, None)))
             except UnsafeFile as exc:
-                submissions.append(Submission(safe_name(path.stem), None, None, not_a_notebook(entry.name, str(exc))))
-    seen: dict[str, int] = {}
+                found.append((name, entry.name, Submission(report_folder(name), None, None,
+                                                           not_a_notebook(entry.name, str(exc)))))
+        else:
+            not_notebooks.append(original_name(entry.name))
+    if found and not_notebooks:
+        log.warning("left out of %s, not a notebook: %s", root, ", ".join(not_notebooks))
+    if not found:
+        listed = (": not a notebook: " + ", ".join(not_notebooks[:20])
+                  + (f" and {len(not_notebooks) - 20} more" if len(not_notebooks) > 20 else "")) if not_notebooks else ""
+        raise SubmissionsError(f"no submissions found in {root}: it holds no notebook (.ipynb) and no student "
+                               f"folder{listed or ' (it is empty)'}")
+    return _unique(found)
+
+
+def _unique(found: list[tuple[str, str, Submission]]) -> list[Submission]:
+    """One Submission per report folder, with its original name. When two entries have the same name
+    (a folder alice/ and a notebook alice.ipynb), the folder keeps the name and each other entry is
+    named by its entry name and gets its own hashed folder: the choice depends only on those entries."""
+    by_folder: dict[str, list[tuple[str, str, Submission]]] = {}
+    for item in found:
+        by_folder.setdefault(item[2].student, []).append(item)
     unique = []
-    for sub in sorted(submissions, key=lambda s: s.student):
-        seen[sub.student] = seen.get(sub.student, 0) + 1
-        if seen[sub.student] > 1:
-            sub = Submission(f"{sub.student}-{seen[sub.student]}", sub.notebook, sub.folder, sub.problem, sub.notes)
-        unique.append(sub)
-    return unique
+    for items in by_folder.values():
+        items.sort(key=lambda item: (item[2].folder is None, item[1]))
+        for i, (name, entry, sub) in enumerate(items):
+            if i:
+                name = f"{name} ({entry})"
+                sub = Submission(report_folder(name), sub.notebook, sub.folder, sub.problem, sub.notes)
+            unique.append(Submission(sub.student, sub.notebook, sub.folder, sub.problem, sub.notes, name))
+    return sorted(unique, key=lambda s: (s.display_name.casefold(), s.student))
+
+
+def select_students(submissions: list[Submission], names: list[str]) -> list[Submission]:
+    """The submissions of the students named (original name or report folder); SubmissionsError for a name
+    that matches none."""
+    wanted = {original_name(n): n for n in names}
+    chosen = [s for s in submissions if s.display_name in wanted or s.student in wanted]
+    known = {s.display_name for s in chosen} | {s.student for s in chosen}
+    unknown = [n for n in wanted if n not in known]
+    if unknown:
+        import difflib
+        everyone = [s.display_name for s in submissions]
+        hints = [m for n in unknown for m in difflib.get_close_matches(n, everyone, n=3)]
+        raise SubmissionsError(f"no submission for --student {', '.join(unknown)}"
+                               + (f" (did you mean {', '.join(dict.fromkeys(hints))}?)" if hints else ""))
+    return chosen
 
 
 def select_shard(submissions: list[Submission], shard: str) -> list[Submission]:

@@ -1,7 +1,8 @@
 """Renderers: every report is rendered from the results model (grader.results), nothing else.
 
 Per student, beside REPORTS/<student>/results.json: feedback.md, feedback.html, junit.xml.
-Per class: REPORTS/gradebook.csv and REPORTS/summary.html.
+Per class: REPORTS/gradebook.csv and REPORTS/summary.html, from every results.json in REPORTS (a run
+that grades part of a class leaves the other students' rows as they were).
 The similarity report (similarity.py) is separate: it reads the notebooks, not the results.
 """
 from __future__ import annotations
@@ -15,7 +16,9 @@ log = logging.getLogger(__name__)
 
 
 def render_reports(assignment: Assignment, reports: Path, students: list[str]) -> dict[str, str]:
-    """Render every report for these students from their results.json; return {report: where}.
+    """Render the per-student reports of these students (report folders), and the class reports
+    (gradebook.csv, summary.html) from every results.json in reports, whichever run wrote it;
+    return {report: where}.
 
     A student whose reports fail to render is logged (with the traceback) and listed under
     "render errors"; the others are still rendered.
@@ -24,10 +27,9 @@ def render_reports(assignment: Assignment, reports: Path, students: list[str]) -
     from grader.reports.gradebook import write_gradebook
     from grader.reports.junit import write_junit
     from grader.reports.summary import write_summary
-    from grader.results import Results
+    from grader.results import Results, read_reports
 
     reports = Path(reports)
-    all_results: list[Results] = []
     failed: list[str] = []
     for student in students:
         folder = reports / student
@@ -35,17 +37,17 @@ def render_reports(assignment: Assignment, reports: Path, students: list[str]) -
             continue
         try:
             results = Results.read(folder / "results.json")
-            all_results.append(results)
             write_feedback(assignment, results, folder)
             write_junit(assignment, results, folder)
         except Exception:
             failed.append(student)
             log.exception("could not render the reports of %s", student)
+    all_results = read_reports(reports)
     written = {
         "results": f"{reports}/<student>/results.json",
         "feedback": f"{reports}/<student>/feedback.md, feedback.html",
         "junit": f"{reports}/<student>/junit.xml",
-        "gradebook": str(write_gradebook(assignment, reports, students)),
+        "gradebook": str(write_gradebook(assignment, reports, all_results)),
         "summary": str(write_summary(assignment, all_results, reports)),
     }
     if failed:

@@ -1,4 +1,8 @@
-"""gradebook.csv: one row per student, one column per student function, and the total."""
+"""gradebook.csv: one row per student, one column per student function, the total, max_score and status.
+
+status is graded, notebook problem, grader error or no submission (grader.results.STATUSES). A grader
+error has no score: its function columns, total and max_score are empty, never a number.
+"""
 from __future__ import annotations
 
 import csv
@@ -6,7 +10,7 @@ import io
 from pathlib import Path
 
 from grader.config import Assignment
-from grader.results import Results, read_all, write_atomic
+from grader.results import GRADER_ERROR, Results, write_atomic
 
 
 def function_scores(results: Results, functions: tuple[str, ...]) -> dict[str, float]:
@@ -29,20 +33,23 @@ def columns(assignment: Assignment, all_results: list[Results]) -> list[str]:
 
 
 def render_gradebook(assignment: Assignment, all_results: list[Results]) -> str:
-    """The CSV text: student, one column per function, total, max_score."""
+    """The CSV text: student (the name as submitted), one column per function, total, max_score, status."""
     names = columns(assignment, all_results)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["student", *names, "total", "max_score"])
-    for results in sorted(all_results, key=lambda r: r.student):
+    writer.writerow(["student", *names, "total", "max_score", "status"])
+    for results in sorted(all_results, key=lambda r: (r.name.casefold(), r.student)):
+        if results.status == GRADER_ERROR:
+            writer.writerow([results.name, *("" for _ in names), "", "", results.status])
+            continue
         scores = function_scores(results, assignment.functions)
-        writer.writerow([results.student, *(f"{scores.get(n, 0.0):g}" for n in names),
-                         f"{results.score:g}", f"{results.max_score:g}"])
+        writer.writerow([results.name, *(f"{scores.get(n, 0.0):g}" for n in names),
+                         f"{results.score:g}", f"{results.max_score:g}", results.status])
     return buffer.getvalue()
 
 
-def write_gradebook(assignment: Assignment, reports: Path, students: list[str]) -> Path:
-    """Write REPORTS/gradebook.csv from the students' results.json files."""
+def write_gradebook(assignment: Assignment, reports: Path, all_results: list[Results]) -> Path:
+    """Write REPORTS/gradebook.csv from these results."""
     path = reports / "gradebook.csv"
-    write_atomic(path, render_gradebook(assignment, read_all(reports, students)))
+    write_atomic(path, render_gradebook(assignment, all_results))
     return path

@@ -25,7 +25,7 @@ def _seconds(test) -> str:
 def render_junit(assignment: Assignment, results: Results) -> str:
     view = student_view(assignment, results)
     failures = sum(t.status != "passed" for t in results.tests)
-    root = ET.Element("testsuites", name=f"{assignment.name}: {results.student}", tests=str(len(results.tests)),
+    root = ET.Element("testsuites", name=clean_text(f"{assignment.name}: {results.name}"), tests=str(len(results.tests)),
                       failures=str(failures), errors="0", skipped="0", time=f"{results.execution_time:.3f}")
     groups: dict[str, list] = {f.name: [] for f in view.functions}
     for test in results.tests:
@@ -37,7 +37,7 @@ def render_junit(assignment: Assignment, results: Results) -> str:
                               errors="0", skipped="0",
                               time=f"{sum(float(_seconds(t)) for t in tests):.3f}")
         properties = ET.SubElement(suite, "properties")
-        for key, value in (("student", results.student), ("score", fmt(sum(t.score for t in tests))),
+        for key, value in (("student", results.name), ("score", fmt(sum(t.score for t in tests))),
                            ("max_score", fmt(sum(t.max_score for t in tests)))):
             ET.SubElement(properties, "property", name=key, value=clean_text(value))
         for test in tests:

@@ -173,7 +173,7 @@ def similarity_report(assignment: Assignment, submissions: Path, out: Path, thre
         except IngestError as exc:
             log.info("similarity: %s left out (unreadable notebook: %s)", submission.student, exc)
             continue
-        code[submission.student] = extract(cells, assignment.functions, starter_code)
+        code[submission.display_name] = extract(cells, assignment.functions, starter_code)
     pairs = find_pairs(code, threshold)
     write_atomic(out / "similarity.csv", render_csv(pairs))
     write_atomic(out / "similarity.html", render_html(assignment, pairs, code, threshold))

@@ -17,7 +17,7 @@ from urllib.parse import quote
 from grader.config import Assignment
 from grader.reports.gradebook import columns, function_scores
 from grader.reports.view import clean_text, fmt, function_of, is_hidden, render
-from grader.results import Results, write_atomic
+from grader.results import GRADED, GRADER_ERROR, Results, write_atomic
 
 MAX_BARS = 40  # tests drawn in the pass-rate figure (the table lists all)
 
@@ -78,16 +78,14 @@ def function_means(assignment: Assignment, all_results: list[Results]) -> list[d
 
 
 def errors_of(all_results: list[Results]) -> list[dict]:
-    """Submissions that could not be graded (notebook problem) or on which the grader failed."""
+    """Submissions whose status is not graded: no submission, a notebook problem, or a grader error."""
     rows = []
     for results in all_results:
-        problem = results.meta.problem
+        if results.status == GRADED:
+            continue
         detail = results.meta.grader_error
-        if problem or detail:
-            last = detail.strip().splitlines()[-1] if detail.strip() else ""
-            rows.append({"student": results.student, "kind": "grader error" if detail else "submission",
-                         "reason": clean_text(problem or f"the grader failed: {last}"),
-                         "detail": clean_text(detail)})
+        rows.append({"student": results.name, "kind": results.status,
+                     "reason": clean_text(results.reason), "detail": clean_text(detail)})
     return rows
 
 
@@ -148,15 +146,15 @@ def _time_figure(times: list[tuple[str, float]]) -> str:
 
 def render_summary(assignment: Assignment, all_results: list[Results]) -> str:
     """The summary page for these results (a TA's view: every test, hidden ones included)."""
-    all_results = sorted(all_results, key=lambda r: r.student)
+    all_results = sorted(all_results, key=lambda r: (r.name.casefold(), r.student))
     graded = [r for r in all_results if not r.meta.grader_error]
     scores = [r.score for r in graded]
     max_score = max((r.max_score for r in graded), default=0.0)
     rates = pass_rates(graded)
     functions = function_means(assignment, graded)
-    times = [(r.student, float(r.execution_time or 0.0)) for r in all_results]
+    times = [(r.name if len(r.name) <= 40 else r.name[:37] + "...", float(r.execution_time or 0.0))
+             for r in all_results]
     errors = errors_of(all_results)
-    errored = {e["student"] for e in errors}
     stats = {
         "submissions": len(all_results),
         "graded": len(graded),
@@ -167,9 +165,11 @@ def render_summary(assignment: Assignment, all_results: list[Results]) -> str:
         "full": sum(1 for s in scores if max_score and s >= max_score),
         "total_time": f"{sum(t for _, t in times):.1f}",
     }
-    students = [{"student": r.student, "href": quote(r.student) + "/feedback.html",
-                 "score": fmt(r.score), "max_score": fmt(r.max_score), "seconds": f"{float(r.execution_time or 0):.1f}",
-                 "error": r.student in errored} for r in all_results]
+    students = [{"student": clean_text(r.name), "href": quote(r.student) + "/feedback.html",
+                 "score": fmt(r.score) if r.status != GRADER_ERROR else "-",
+                 "max_score": fmt(r.max_score) if r.status != GRADER_ERROR else "-",
+                 "seconds": f"{float(r.execution_time or 0):.1f}", "status": r.status,
+                 "error": r.status != GRADED} for r in all_results]
     figures = {}
     if all_results:
         figures["histogram"] = _histogram(scores, max_score)

@@ -122,7 +122,7 @@ def student_view(assignment: Assignment, results: Results) -> StudentView:
     if lines and lines[0].startswith("Score:"):
         lines = lines[1:]
     return StudentView(
-        title=assignment.title, student=results.student, score=results.score, max_score=results.max_score,
+        title=assignment.title, student=results.name, score=results.score, max_score=results.max_score,
         notes=clean_text("\n".join(lines).strip()), functions=[g for g in groups.values() if g.tests],
         grader_failed=bool(results.meta.grader_error),
         hidden_note=any(is_hidden(t) for t in results.tests) and not assignment.hidden_output)

@@ -102,8 +102,8 @@ def _foreign_site_packages() -> list[str]:
 
 def _import_dirs() -> list[str]:
     """The folders imports search (the standard library and site-packages)."""
-    return sorted({os.path.realpath(p) for p in sys.path if p and os.path.isdir(p) and p.startswith(sys.base_prefix)
-                   or p.endswith("site-packages") and os.path.isdir(p)})
+    return sorted({os.path.realpath(p) for p in sys.path if (p and os.path.isdir(p) and p.startswith(sys.base_prefix))
+                   or (p.endswith("site-packages") and os.path.isdir(p))})
 
 
 # ------------------------------------------------------------------ namespaces and the minimal root

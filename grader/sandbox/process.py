@@ -21,7 +21,6 @@ from grader.config import PROJECT_ROOT, Limits
 from grader.errors import GraderError, SandboxError, StudentError
 from grader.results import CellLog
 from grader.sandbox import wire
-from grader.sandbox.wire import Status
 
 STUDENT_MAIN = Path(__file__).with_name("student_main.py")
 READY_TIMEOUT = 60.0
@@ -124,7 +123,7 @@ class StudentProcess:
                                   f"{self.max_reply_bytes:,}")
             try:
                 reply = wire.loads(self._read(size, deadline))
-            except Exception as exc:  # noqa: BLE001  (any malformed frame, whatever the decoder raised)
+            except Exception as exc:
                 self.kill()  # after an unreadable frame the stream cannot be trusted
                 raise ProcessDied(f"it sent an unreadable reply ({exc})") from None
             if isinstance(reply, dict) and reply.get("id") == request_id:
@@ -278,7 +277,8 @@ class StudentSession:
                 continue
             offset = self._output_size()
             try:
-                reply = process.request({"op": "cell", "index": index}, self.limits.cell_timeout)
+                reply = process.request({"op": "cell", "index": index}, min(self.limits.cell_timeout,
+                                                                             self._budget_left()))
             except ProcessTimeout:
                 self._skip(index, "timeout", f"did not finish within {self.limits.cell_timeout:g} s; "
                            "the grader skipped it (an infinite loop, or training?)", offset)
@@ -291,6 +291,10 @@ class StudentSession:
                 self.cell_logs[index] = CellLog(index + 1, reply.get("status", "ok"), str(reply.get("error", "")),
                                                 self.read_output(offset))
         return True
+
+    def _budget_left(self) -> float:
+        """Seconds left of the submission's time budget: no cell or call may run past it."""
+        return max(0.0, self._started_at + self.limits.submission_budget - time.monotonic())
 
     def _skip(self, index: int, status: str, error: str, offset: int) -> None:
         self._skipped.add(index)
@@ -318,7 +322,7 @@ class StudentSession:
             self._models += 1
             request["model_path"] = str(self.sandbox / f".model-{self._models}.keras")
         try:
-            reply = process.request(request, timeout)
+            reply = process.request(request, min(timeout, self._budget_left()))
         except ProcessTimeout:
             self._timeouts[name] = self._timeouts.get(name, 0) + 1
             raise StudentError(f"`{name}` did not return within {timeout:g} s (an infinite loop, or far too "
