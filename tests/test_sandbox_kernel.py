@@ -55,6 +55,12 @@ def execv():
 def connect():
     return outcome(lambda: socket.socket(socket.AF_INET, socket.SOCK_STREAM))
 
+def unix_sockets():
+    return outcome(lambda: socket.socketpair(socket.AF_UNIX))
+
+def memfd():
+    return outcome(lambda: os.memfd_create("x"))
+
 def signal_parent():
     return "refused" if libc.kill(os.getppid(), 9) < 0 or os.getppid() == 0 and libc.kill(-1, 9) < 0 else "did: kill"
 
@@ -130,7 +136,7 @@ def test_no_folder_of_the_grader_can_be_listed(session):
         assert run(session, "listing", folder).startswith("refused"), folder
 
 
-@pytest.mark.parametrize("attack", ["fork", "spawn", "execv", "connect", "signal_parent", "signal_everyone",
+@pytest.mark.parametrize("attack", ["fork", "spawn", "execv", "connect", "unix_sockets", "memfd", "signal_parent", "signal_everyone",
                                     "ptrace_parent", "mount", "unshare", "setsid", "tensorflow"])
 def test_the_kernel_refuses(session, attack):
     assert run(session, attack).startswith("refused")
@@ -157,3 +163,29 @@ def test_the_sandbox_is_size_capped(session):
     session.close()
     reply = session.call("fill", (), {}, 30)
     assert reply["status"] == "raised" and "No space left on device" in reply["error"]
+
+
+RAW_THREADS = """
+import ctypes, mmap
+def raw_threads():
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.clone.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p]
+    pause = ctypes.cast(libc.pause, ctypes.c_void_p).value
+    flags = 0x100 | 0x200 | 0x400 | 0x800 | 0x10000 | 0x40000  # a thread: VM, FS, FILES, SIGHAND, THREAD, SYSVSEM
+    region = mmap.mmap(-1, 16384 * 2000)
+    base = ctypes.addressof(ctypes.c_char.from_buffer(region))
+    made = 0
+    for i in range(2000):
+        if libc.clone(pause, base + 16384 * (i + 1) - 64, flags, None) < 0:
+            break
+        made += 1
+    return made
+"""
+
+
+def test_tasks_are_capped_by_the_cgroup(session):
+    session.cells.append(RAW_THREADS)
+    session.close()
+    made = run(session, "raw_threads")
+    assert session.isolation["cgroup"].startswith("cgroup: at most 256 tasks"), session.isolation
+    assert 0 < made < 256

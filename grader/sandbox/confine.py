@@ -41,7 +41,7 @@ _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}
 SYSTEM_DIRS = ("/usr", "/lib", "/lib64", "/lib32", "/libx32", "/bin", "/sbin", "/etc")
 DEVICES = ("null", "zero", "full", "random", "urandom")
-ESSENTIAL = ("identity", "seccomp", "network")
+MAX_OPEN_FILES = 1024
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -76,6 +76,7 @@ def set_limits(memory_mb: int, cpu_seconds: int, max_file_mb: int = 256) -> None
     resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 5))
     resource.setrlimit(resource.RLIMIT_FSIZE, (max_file_mb << 20, max_file_mb << 20))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (MAX_OPEN_FILES, MAX_OPEN_FILES))
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # an oversized write raises instead of killing
 
 

@@ -10,6 +10,9 @@ from pathlib import Path
 from grader.errors import StudentError
 
 MAX_MODEL_BYTES = 256 << 20
+MAX_CONFIG_BYTES = 8 << 20       # config.json of a .keras file, unpacked
+MAX_UNPACKED_BYTES = 1 << 30     # everything in the archive, unpacked (weights included)
+MAX_MEMBERS = 64
 
 
 def _layer_classes(config) -> list[tuple[str, str]]:
@@ -26,14 +29,31 @@ def _layer_classes(config) -> list[tuple[str, str]]:
     return found
 
 
+def _read_config(path: Path) -> object:
+    """config.json of a .keras archive, refusing archives that would unpack to more than the caps."""
+    with zipfile.ZipFile(path) as archive:
+        members = archive.infolist()
+        if len(members) > MAX_MEMBERS or sum(m.file_size for m in members) > MAX_UNPACKED_BYTES:
+            raise ValueError("the archive unpacks to more than the grader accepts")
+        info = archive.getinfo("config.json")
+        if info.file_size > MAX_CONFIG_BYTES:
+            raise ValueError("config.json is larger than the grader accepts")
+        with archive.open(info) as member:
+            data = member.read(MAX_CONFIG_BYTES + 1)
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ValueError("config.json is larger than it claims")
+    return json.loads(data)
+
+
 def check_keras_file(path: Path, name: str) -> None:
-    """Refuse Lambda layers and classes that are not Keras's own, before anything is deserialized."""
+    """Refuse oversized archives, Lambda layers and classes that are not Keras's own, before anything is
+    deserialized."""
     try:
-        with zipfile.ZipFile(path) as archive:
-            config = json.loads(archive.read("config.json"))
-    except (zipfile.BadZipFile, KeyError, ValueError) as exc:
-        raise StudentError(f"the model from `{name}` did not arrive as a valid .keras file ({exc})")
-    for module, class_name in _layer_classes(config):
+        config = _read_config(path)
+        classes = _layer_classes(config)
+    except (zipfile.BadZipFile, KeyError, ValueError, RecursionError, MemoryError, EOFError) as exc:
+        raise StudentError(f"the model from `{name}` did not arrive as a valid .keras file ({exc})") from None
+    for module, class_name in classes:
         if class_name == "Lambda":
             raise StudentError(f"the model from `{name}` has a Lambda layer. The grader refuses Lambda layers: "
                                "loading one would run your code in the grader. Use Keras's built-in layers")

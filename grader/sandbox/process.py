@@ -20,13 +20,15 @@ from pathlib import Path
 from grader.config import PROJECT_ROOT, Limits
 from grader.errors import GraderError, SandboxError, StudentError
 from grader.results import CellLog
-from grader.sandbox import wire
+from grader.sandbox import cgroups, wire
+from grader.sandbox.cgroups import StudentGroup
 
 STUDENT_MAIN = Path(__file__).with_name("student_main.py")
 READY_TIMEOUT = 60.0
 MAX_MODEL_BYTES = 256 << 20
 SANDBOX_MODES = ("strict", "best-effort")
 DEFAULT_IDENTITY = "nobody"
+MAX_TASKS = 256  # processes and threads of one student process (TensorFlow uses a few dozen)
 AUDIT_HOOK_ENV = "GRADER_AUDIT_HOOK"  # "0": no audit hook (the grader's own tests prove the kernel layers alone)
 
 
@@ -78,9 +80,9 @@ def student_environment(sandbox: Path) -> dict[str, str]:
 class StudentProcess:
     """One running student process and its two pipes."""
 
-    def __init__(self, sandbox: Path, output: Path, setup: dict, max_reply_bytes: int):
+    def __init__(self, sandbox: Path, output: Path, setup: dict, max_reply_bytes: int, group: StudentGroup):
         self.sandbox, self.output, self.setup = sandbox, output, setup
-        self.max_reply_bytes = max_reply_bytes
+        self.max_reply_bytes, self.group = max_reply_bytes, group
         self.proc: subprocess.Popen | None = None
         self.peak_mb = 0.0
         self._next_id = 0
@@ -96,6 +98,7 @@ class StudentProcess:
                 stdout=out, stderr=subprocess.STDOUT, pass_fds=(request_r, reply_w), start_new_session=True)
         os.close(request_r)
         os.close(reply_w)
+        self.group.add(self.proc.pid)  # before the setup: no student code has run yet
         self._send(json.dumps(self.setup).encode())
         return self._receive(0, time.monotonic() + READY_TIMEOUT)
 
@@ -186,6 +189,7 @@ class StudentProcess:
         except (ProcessLookupError, PermissionError):
             pass
         self.proc.wait()
+        self.group.kill_and_remove()
         for fd in (self.request_w, self.reply_r):
             try:
                 os.close(fd)
@@ -253,7 +257,8 @@ class StudentSession:
                 "memory_mb": self.limits.memory_mb, "cpu_seconds": self.limits.cpu_seconds,
                 "disk_mb": self.limits.disk_mb,
                 "audit_hook": os.environ.get(AUDIT_HOOK_ENV, "1") != "0"},
-                self.limits.reply_mb << 20)
+                self.limits.reply_mb << 20,
+                cgroups.create(MAX_TASKS, (self.limits.memory_mb + self.limits.disk_mb + 512) << 20))
             self._processes.append(process)
             try:
                 ready = process.start()
@@ -262,7 +267,8 @@ class StudentSession:
                 if self.cell_logs:  # it started before: what changed since is the student's doing
                     raise StudentError(f"the student process could not restart: {exc}") from None
                 raise GraderError(f"the student process could not start: {exc}") from exc
-            self.isolation = check_isolation(ready.get("isolation", {}), self.sandbox_mode)
+            self.isolation = check_isolation(ready.get("isolation", {}) | {"cgroup": process.group.description},
+                                             self.sandbox_mode)
             self.timings["start"] += time.monotonic() - began
             began = time.monotonic()
             finished = self._run_cells(process)

@@ -1,0 +1,39 @@
+"""The grader's checks on a .keras file from the student process, before Keras reads anything."""
+from __future__ import annotations
+
+import json
+import zipfile
+
+import pytest
+
+from grader.errors import StudentError
+from grader.sandbox.model_transfer import MAX_CONFIG_BYTES, check_keras_file
+
+
+def keras_file(path, config: bytes, extra: dict[str, bytes] | None = None):
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("config.json", config)
+        for name, data in (extra or {}).items():
+            archive.writestr(name, data)
+    return path
+
+
+def test_a_zip_bomb_config_is_refused_before_it_is_unpacked(tmp_path):
+    bomb = keras_file(tmp_path / "bomb.keras", b" " * (MAX_CONFIG_BYTES + 1))
+    assert bomb.stat().st_size < 100_000
+    with pytest.raises(StudentError, match="larger than the grader accepts"):
+        check_keras_file(bomb, "build_lenet5")
+
+
+def test_a_deeply_nested_config_is_refused(tmp_path):
+    deep = keras_file(tmp_path / "deep.keras", b"[" * 100_000 + b"]" * 100_000)
+    with pytest.raises(StudentError, match="not arrive as a valid .keras file"):
+        check_keras_file(deep, "build_lenet5")
+
+
+@pytest.mark.parametrize("layer, message", [({"class_name": "Lambda", "module": "keras.layers"}, "Lambda"),
+                                            ({"class_name": "Evil", "module": "student"}, "custom class")])
+def test_code_in_a_model_is_refused(tmp_path, layer, message):
+    config = {"class_name": "Sequential", "module": "keras", "config": {"layers": [layer]}}
+    with pytest.raises(StudentError, match=message):
+        check_keras_file(keras_file(tmp_path / "m.keras", json.dumps(config).encode()), "build_vgg")
