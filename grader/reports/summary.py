@@ -144,6 +144,9 @@ def _time_figure(times: list[tuple[str, float]]) -> str:
     return _png(figure)
 
 
+MIN_FOR_FIGURES = 2
+
+
 def render_summary(assignment: Assignment, all_results: list[Results]) -> str:
     """The summary page for these results (a TA's view: every test, hidden ones included)."""
     all_results = sorted(all_results, key=lambda r: (r.name.casefold(), r.student))
@@ -170,14 +173,14 @@ def render_summary(assignment: Assignment, all_results: list[Results]) -> str:
                  "max_score": fmt(r.max_score) if r.status != GRADER_ERROR else "-",
                  "seconds": f"{float(r.execution_time or 0):.1f}", "status": r.status,
                  "error": r.status != GRADED} for r in all_results]
-    figures = {}
-    if all_results:
+    figures = dict.fromkeys(("histogram", "time", "rates", "functions"), "")
+    if len(graded) >= MIN_FOR_FIGURES:  # a class of one is read from its tables; drawing costs a second
         figures["histogram"] = _histogram(scores, max_score)
         figures["time"] = _time_figure(times)
-    if rates:
-        figures["rates"] = _pass_rate_figure(rates)
-    if functions:
-        figures["functions"] = _function_figure(functions)
+        if rates:
+            figures["rates"] = _pass_rate_figure(rates)
+        if functions:
+            figures["functions"] = _function_figure(functions)
     return render("summary.html.j2", title=assignment.title, name=assignment.name, stats=stats, rates=rates,
                   functions=functions, errors=errors, students=students, figures=figures, max_bars=MAX_BARS,
                   generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), fmt=fmt)
