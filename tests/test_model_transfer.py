@@ -27,7 +27,7 @@ def test_a_zip_bomb_config_is_refused_before_it_is_unpacked(tmp_path):
 
 def test_a_deeply_nested_config_is_refused(tmp_path):
     deep = keras_file(tmp_path / "deep.keras", b"[" * 100_000 + b"]" * 100_000)
-    with pytest.raises(StudentError, match="not arrive as a valid .keras file"):
+    with pytest.raises(StudentError, match=r"not arrive as a valid \.keras file"):
         check_keras_file(deep, "build_lenet5")
 
 
