@@ -54,9 +54,12 @@ from grader.results import (
     read_reports,
     write_atomic,
 )
+from grader.sandbox import cgroups
+from grader.sandbox.cgroups import StudentGroup
 from grader.sandbox.process import probe_sandbox
 
 RUN_FILE = ".grader-run.json"
+WORKER_TASKS = 4096  # a grading worker's processes and threads, its student processes' included
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE = 1, 4
 MAX_ATTEMPTS = 2       # a worker that dies: the submission is graded at most this many times in all
 TERM_GRACE = 3.0       # seconds a worker has to clean up after SIGTERM before SIGKILL
@@ -305,6 +308,7 @@ class _Job:
     attempt: int
     process: multiprocessing.process.BaseProcess
     deadline: float
+    group: StudentGroup
     over_budget: bool = False
     kill_at: float = 0.0
 
@@ -335,6 +339,7 @@ class Supervisor:
                         continue
                     del self.running[sentinel]
                     job.process.join()
+                    job.group.kill_and_remove()
                     summary = self._ended(job, queue)
                     job.process.close()
                     if summary is not None:
@@ -355,8 +360,12 @@ class Supervisor:
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         log.info("grading %s (attempt %d, worker %d)", sub.display_name, attempt, process.pid)
+        group = cgroups.create(WORKER_TASKS, self.assignment.limits.worker_memory_mb << 20)
+        if process.pid:
+            with contextlib.suppress(OSError):
+                group.add(process.pid)  # the worker, its retraining and its student processes: one memory cap
         self.running[process.sentinel] = _Job(sub, out, print_, attempt, process,
-                                              time.monotonic() + budget + budget_grace(budget))
+                                              time.monotonic() + budget + budget_grace(budget), group)
 
     def _ended(self, job: _Job, queue: deque) -> dict | None:
         """The summary of a job whose worker exited, or None when it is queued again."""
@@ -408,6 +417,7 @@ class Supervisor:
                 _kill_worker(job.process.pid)
                 job.process.join()
         for job in jobs:
+            job.group.kill_and_remove()
             _clean_after_dead_worker(job)
 
 

@@ -33,6 +33,7 @@ class Limits:
     output_chars: int = 4000
     reply_mb: int = 64
     disk_mb: int = 512
+    worker_memory_mb: int = 12288  # the grading worker with its student processes (TensorFlow in both)
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class Assignment:
     submission_files: tuple[str, ...] = ()
     datasets: tuple[str, ...] = ()
     thresholds: dict[str, float] = field(default_factory=dict)
+    retraining_limits: dict[str, int] = field(default_factory=dict)  # [retraining]: e.g. lenet_max_params
     solution_weights_after: tuple[str, ...] = ()
     hidden_output: bool = False  # [visibility] hidden_output: show hidden tests' messages to students
 
@@ -153,6 +155,12 @@ def _thresholds(table: _Table) -> dict[str, float]:
     return values
 
 
+def _counts(table: _Table) -> dict[str, int]:
+    values = {key: table.number(key, 0, int) for key in list(table.data)}
+    table.done()
+    return values
+
+
 def parse_config(folder: Path, config_path: Path) -> Assignment:
     """Validate assignment.toml into an Assignment; raise ConfigError naming the file and key."""
     try:
@@ -162,6 +170,7 @@ def parse_config(folder: Path, config_path: Path) -> Assignment:
     top = _Table(config_path, "", raw)
     limits, execution, visibility = top.table("limits"), top.table("execution"), top.table("visibility")
     thresholds, weights = top.table("thresholds"), top.table("solution_weights")
+    retraining = top.table("retraining")
     assignment = Assignment(
         name=folder.name, folder=folder,
         title=top.text("title", folder.name),
@@ -175,6 +184,7 @@ def parse_config(folder: Path, config_path: Path) -> Assignment:
         hidden_visibility=visibility.text("hidden", "after_due_date", VISIBILITIES),
         hidden_output=visibility.flag("hidden_output", False),
         thresholds=_thresholds(thresholds),
+        retraining_limits=_counts(retraining),
         solution_weights_after=weights.texts("after"),
     )
     for table in (execution, visibility, weights, top):

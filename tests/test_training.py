@@ -518,3 +518,22 @@ def test_evaluate_weights_loads_the_bytes_it_hashed(tmp_path, monkeypatch):
     target.load_weights = load_weights
     training.evaluate_weights(target, path, x, data.y_test)
     assert loaded == [original]
+
+
+def test_an_oversized_architecture_is_refused_before_training():
+    import sys
+
+    from grader.config import load_assignment
+    sys.path.insert(0, str(load_assignment("keras_models").tests_dir))
+    try:
+        from keras_models_support import check_retraining_cost
+    finally:
+        sys.path.pop(0)
+    wide = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Conv2D(256, 5, padding="same"),
+                             keras.layers.MaxPooling2D(), keras.layers.Conv2D(512, 5), keras.layers.MaxPooling2D(),
+                             keras.layers.Flatten(), keras.layers.Dense(120), keras.layers.Dense(84),
+                             keras.layers.Dense(10, activation="softmax")])
+    assert training.architecture_cost(wide) == (4_831_102, 334_244_520)
+    limits = load_assignment("keras_models").retraining_limits
+    with pytest.raises(AssertionError, match="4,831,102 parameters and 334,244,520 multiply-adds"):
+        check_retraining_cost(wide, limits, "lenet", "LeNet-5")

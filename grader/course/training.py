@@ -735,3 +735,28 @@ def train_solution_weights(assignment: Assignment, data_dir: str | None = None, 
     print(f"executed {notebook.name} in {time.perf_counter() - start:.0f} s; wrote "
           f"{', '.join(str(p.relative_to(folder)) for p in written) or 'no weights files'}")
     return written
+
+
+def architecture_cost(model) -> tuple[int, int]:
+    """(parameters, multiply-adds per example) of a built Keras model, from its layers' kernels and output shapes.
+
+    Every layer with a `kernel` (Dense, the convolutions) costs kernel.size multiply-adds per output position;
+    nested models are counted through their layers. Cheap: nothing is run.
+    """
+    macs = 0
+    for layer in _leaf_layers(model):
+        kernel = getattr(layer, "kernel", None)
+        if kernel is None:
+            continue
+        positions = 1
+        for size in tuple(layer.output.shape)[1:-1]:
+            positions *= int(size or 1)
+        macs += int(np.prod(kernel.shape)) * positions
+    return int(model.count_params()), macs
+
+
+def _leaf_layers(model) -> list:
+    leaves = []
+    for layer in getattr(model, "layers", []):
+        leaves += _leaf_layers(layer) if getattr(layer, "layers", None) else [layer]
+    return leaves

@@ -32,20 +32,26 @@ class StudentGroup:
             (folder / "cgroup.procs").write_text(str(pid))
 
     def kill_and_remove(self) -> None:
-        """Kill whatever is left in the group, then remove it (waiting up to a second for the dead to go)."""
+        """Kill whatever is left in the group and its subgroups, then remove them (waiting up to a second)."""
         for folder in self.folders:
-            for _ in range(100):
-                try:
-                    pids = [int(p) for p in (folder / "cgroup.procs").read_text().split()]
-                except OSError:
-                    break
-                for pid in pids:
-                    with contextlib.suppress(OSError):
-                        os.kill(pid, signal.SIGKILL)
-                with contextlib.suppress(OSError):
-                    folder.rmdir()
-                    break
-                time.sleep(0.01)
+            nested = sorted((Path(d) for d, _, _ in os.walk(folder)), key=lambda p: len(p.parts), reverse=True)
+            for group in nested:
+                _empty_and_remove(group)
+
+
+def _empty_and_remove(folder: Path) -> None:
+    for _ in range(100):
+        try:
+            pids = [int(p) for p in (folder / "cgroup.procs").read_text().split()]
+        except OSError:
+            return
+        for pid in pids:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+            return
+        time.sleep(0.01)
 
 
 def _current(controller: str) -> Path | None:

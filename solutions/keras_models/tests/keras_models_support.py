@@ -317,9 +317,22 @@ def submitted_weights_accuracy(student, metrics: dict, *, build: str, preprocess
     return accuracy, len(x)
 
 
-def retrained_accuracy(student, metrics: dict, *, build: str, dataset, recipe, key: str, what: str):
+def check_retraining_cost(model, limits: dict[str, int], prefix: str, what: str) -> None:
+    """Refuse, in seconds, an architecture far costlier than the grader's retraining budget allows."""
+    params, macs = training.architecture_cost(model)
+    max_params, max_macs = limits.get(f"{prefix}_max_params", 0), limits.get(f"{prefix}_max_multiply_adds", 0)
+    if (max_params and params > max_params) or (max_macs and macs > max_macs):
+        raise AssertionError(
+            f"your {what} has {params:,} parameters and {macs:,} multiply-adds per image; the grader retrains "
+            f"architectures of at most {max_params:,} parameters and {max_macs:,} multiply-adds (10 times the "
+            "reference), so it did not train this one. Use the layer sizes the assignment asks for")
+
+
+def retrained_accuracy(student, metrics: dict, *, build: str, dataset, recipe, key: str, what: str,
+                       limits: dict[str, int], prefix: str):
     """(model, RetrainResult): the student's architecture trained from scratch with the grader's recipe."""
     model = student_model(student, build)
+    check_retraining_cost(model, limits, prefix, what)
     began = time.monotonic()
     try:
         result = training.retrain(model, dataset, recipe)

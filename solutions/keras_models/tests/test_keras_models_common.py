@@ -114,7 +114,8 @@ def test_retrain_accuracy(student, config, data_dir, metrics, model):
     threshold = float(config.thresholds[model.retrain_key])
     recipe = model.recipe
     trained, result = retrained_accuracy(student, metrics, build=model.build, dataset=model.load(data_dir),
-                                         recipe=recipe, key=model.retrain_key, what=model.name)
+                                         recipe=recipe, key=model.retrain_key, what=model.name,
+                                         limits=config.retraining_limits, prefix=model.id)
     tested_on = f" on {recipe.test_subset:,} test images" if recipe.test_subset else ""
     assert result.accuracy >= threshold, (
         f"trained from scratch by the grader ({recipe_text(recipe, model.dataset)}), your {model.name} "
