@@ -59,6 +59,7 @@ class Plan:
     gid: int = 65534
     hide_modules: tuple[str, ...] = ()
     disk_mb: int = 512
+    namespaces: bool = True          # False: behave as where unshare is refused (e.g. Docker's default profile)
     readable: tuple[str, ...] = ()  # extra read-only folders (the Python installation is added here)
     report: dict[str, str] = field(default_factory=dict)
 
@@ -233,6 +234,45 @@ def _private_sandbox(root: str, plan: Plan) -> None:
             os.chown(path, plan.uid, plan.gid)
 
 
+def allowed_beneath(roots: tuple[str, ...], excluded: tuple[str, ...]) -> tuple[list[str], list[str]]:
+    """(readable, listable): the paths under roots to allow so that no file under an excluded path can be read.
+
+    Landlock rules cover whole hierarchies, so a root holding an excluded path is split into its entries;
+    the split folder itself stays listable (imports list their folders), its excluded entries unreadable."""
+    readable: list[str] = []
+    listable: list[str] = []
+    for root in roots:
+        inside = [e for e in excluded if e == root or e.startswith(root.rstrip("/") + "/")]
+        real = os.path.realpath(root)
+        if real != root and any(e == real or e.startswith(real.rstrip("/") + "/") for e in excluded):
+            continue  # a link (e.g. a venv's lib64) into a split folder: its entries are allowed one by one
+        if not inside:
+            readable.append(root)
+        elif root not in inside and os.path.isdir(root) and not os.path.islink(root):
+            listable.append(root)
+            entries = tuple(os.path.join(root, name) for name in sorted(os.listdir(root)))
+            more_readable, more_listable = allowed_beneath(entries, tuple(inside))
+            readable += more_readable
+            listable += more_listable
+    return readable, listable
+
+
+def _give_to(folder: str, uid: int, gid: int) -> None:
+    for path, dirs, files in os.walk(folder):
+        for name in (path, *(os.path.join(path, n) for n in dirs + files)):
+            os.chown(name, uid, gid, follow_symlinks=False)
+
+
+def _traversable_by_others(paths: tuple[str, ...]) -> bool:
+    """True if every folder on the way to each path can be searched by any user."""
+    for path in paths:
+        parts = os.path.realpath(path).split("/")
+        for i in range(2, len(parts) + 1):
+            if not os.stat("/".join(parts[:i]) or "/").st_mode & 0o001:
+                return False
+    return True
+
+
 def _become_pid_one() -> None:
     """Fork into the new PID namespace; this process waits and passes on the child's exit."""
     child = os.fork()
@@ -285,6 +325,8 @@ def confine(plan: Plan) -> dict[str, str]:
     report = plan.report
     root = os.geteuid() == 0
     try:
+        if not plan.namespaces:
+            raise ConfinementError(errno.EPERM, "unshare: refused by this platform (simulated)")
         if not root:
             _enter_user_namespace()
         _unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS)
@@ -297,14 +339,21 @@ def confine(plan: Plan) -> dict[str, str]:
                                 f"{len(plan.hide_modules)} forbidden package(s) hidden")
     except (OSError, ConfinementError) as exc:
         report["namespaces"] = f"unavailable ({exc})"
+    hidden = report.get("filesystem", "").startswith("minimal root")
+    excluded = () if hidden else tuple(path for path, _ in _module_paths(plan.hide_modules)) + tuple(
+        _foreign_site_packages())  # without a private root, Landlock alone keeps forbidden packages out of reach
+    readable, listable = allowed_beneath((*SYSTEM_DIRS, "/proc", "/dev", *python_dirs(), *plan.readable), excluded)
     try:
-        landlock.restrict(read_only=(*SYSTEM_DIRS, "/proc", "/dev", *python_dirs(), *plan.readable),
-                          read_write=(plan.sandbox, "/dev/null"))
+        landlock.restrict(read_only=tuple(readable), read_write=(plan.sandbox, "/dev/null"), list_only=tuple(listable))
         report["landlock"] = "file-system rules: read-only system and Python, read-write sandbox"
     except OSError as exc:
         report["landlock"] = f"unavailable ({exc})"
     try:
-        if root:
+        if root and not hidden and not _traversable_by_others(python_dirs()):
+            _give_to(plan.sandbox, 0, 0)  # root without capabilities must own what it writes
+            report["identity"] = ("unavailable (uid 0 kept without capabilities: the Python installation is not "
+                                  "readable by other users and there is no private root to show it)")
+        elif root:
             _drop_identity(plan.uid, plan.gid)
             report["identity"] = f"uid {plan.uid}, gid {plan.gid} (owns nothing but the sandbox copy)"
         _drop_capabilities()

@@ -67,8 +67,9 @@ def _handled(abi: int) -> int:
     return access
 
 
-def restrict(read_only: tuple[str, ...], read_write: tuple[str, ...]) -> int:
-    """Allow only reading under read_only and reading and writing under read_write; return the ABI used."""
+def restrict(read_only: tuple[str, ...], read_write: tuple[str, ...], list_only: tuple[str, ...] = ()) -> int:
+    """Allow only reading under read_only, reading and writing under read_write, and listing (not reading
+    files) under list_only; return the ABI used."""
     abi = abi_version()
     if abi < 1:
         raise OSError(errno.ENOSYS, "Landlock is not available on this kernel")
@@ -77,7 +78,8 @@ def restrict(read_only: tuple[str, ...], read_write: tuple[str, ...]) -> int:
     size = ctypes.sizeof(_RulesetAttr) if abi >= 6 else 16 if abi >= 4 else 8
     ruleset = _call(SYS_CREATE, ctypes.byref(attr), ctypes.c_size_t(size), ctypes.c_uint32(0))
     try:
-        for paths, access in ((read_only, READ), (read_write, READ | WRITE | (IOCTL_DEV if abi >= 5 else 0))):
+        for paths, access in ((list_only, READ_DIR), (read_only, READ),
+                              (read_write, READ | WRITE | (IOCTL_DEV if abi >= 5 else 0))):
             for path in paths:
                 _add_rule(ruleset, path, access & handled)
         if _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:

@@ -29,6 +29,7 @@ MAX_MODEL_BYTES = 256 << 20
 SANDBOX_MODES = ("strict", "best-effort")
 DEFAULT_IDENTITY = "nobody"
 MAX_TASKS = 256  # processes and threads of one student process (TensorFlow uses a few dozen)
+SIMULATE_ENV = "GRADER_SANDBOX_SIMULATE"  # "no-namespaces": as on Docker's default seccomp profile (Gradescope)
 AUDIT_HOOK_ENV = "GRADER_AUDIT_HOOK"  # "0": no audit hook (the grader's own tests prove the kernel layers alone)
 
 
@@ -255,7 +256,7 @@ class StudentSession:
                 "project_root": str(PROJECT_ROOT), "cells": self.cells,
                 "forbidden": list(self.forbidden_modules), "hide_modules": list(self.forbidden_modules),
                 "memory_mb": self.limits.memory_mb, "cpu_seconds": self.limits.cpu_seconds,
-                "disk_mb": self.limits.disk_mb,
+                "disk_mb": self.limits.disk_mb, "namespaces": os.environ.get(SIMULATE_ENV) != "no-namespaces",
                 "audit_hook": os.environ.get(AUDIT_HOOK_ENV, "1") != "0"},
                 self.limits.reply_mb << 20,
                 cgroups.create(MAX_TASKS, (self.limits.memory_mb + self.limits.disk_mb + 512) << 20))
@@ -372,10 +373,15 @@ ESSENTIAL_LAYERS = ("identity", "seccomp", "network")
 
 
 def missing_layers(report: dict[str, str]) -> list[str]:
-    """The essential layers the report shows were not applied."""
-    missing = [layer for layer in ESSENTIAL_LAYERS if report.get(layer, "unavailable").startswith("unavailable")]
-    if "network" in missing and not report.get("seccomp", "unavailable").startswith("unavailable"):
-        missing.remove("network")  # the filter refuses every socket family but AF_UNIX
+    """The essential layers the report shows were not applied: an unprivileged identity or Landlock, the
+    seccomp filter, and no network (a network namespace, or the filter, which refuses every socket)."""
+    def held(layer: str) -> bool:
+        return not report.get(layer, "unavailable").startswith("unavailable")
+    missing = [layer for layer in ESSENTIAL_LAYERS if not held(layer)]
+    if "identity" in missing and held("landlock"):
+        missing.remove("identity")
+    if "network" in missing and held("seccomp"):
+        missing.remove("network")
     return missing
 
 
