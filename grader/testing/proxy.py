@@ -4,7 +4,7 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-from grader.errors import StudentError
+from grader.errors import StudentError, TestSuiteError
 from grader.sandbox.process import StudentSession
 
 
@@ -24,7 +24,7 @@ class StudentProxy:
 
     def _request(self, name: str, args: tuple, kwargs: dict, **options) -> dict:
         if name not in self._allowed:
-            raise RuntimeError(f"this test calls `{name}` but its calls marker lists only {self._allowed}")
+            raise TestSuiteError(f"this test calls `{name}` but its calls marker lists only {self._allowed}")
         if name in self._static_forbidden:
             raise StudentError(forbidden_message(name, self._static_forbidden[name]))
         reply = self._session.call(name, args, kwargs, self._timeout, **options)
