@@ -91,19 +91,22 @@ def identity():
 '''
 
 
+def attack_session(tmp_path_factory, **env: str):
+    """A student process that has run ATTACKS, the audit hook off, under these extra environment variables."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in {AUDIT_HOOK_ENV: "0", **env}.items():
+            patch.setenv(name, value)
+        sandbox = tmp_path_factory.mktemp("attacks") / "sandbox"
+        sandbox.mkdir()
+        session = StudentSession([ATTACKS], sandbox, Limits(call_timeout=10),
+                                 forbidden_modules=("tensorflow", "keras"))
+        yield session
+        session.close()
+
+
 @pytest.fixture(scope="module")
 def session(tmp_path_factory):
-    previous = os.environ.get(AUDIT_HOOK_ENV)
-    os.environ[AUDIT_HOOK_ENV] = "0"
-    sandbox = tmp_path_factory.mktemp("kernel") / "sandbox"
-    sandbox.mkdir()
-    session = StudentSession([ATTACKS], sandbox, Limits(call_timeout=10), forbidden_modules=("tensorflow", "keras"))
-    yield session
-    session.close()
-    if previous is None:
-        del os.environ[AUDIT_HOOK_ENV]
-    else:
-        os.environ[AUDIT_HOOK_ENV] = previous
+    yield from attack_session(tmp_path_factory)
 
 
 def run(session, name, *args):

@@ -6,26 +6,15 @@ import os
 
 import pytest
 
-from grader.config import PROJECT_ROOT, Limits
+from grader.config import PROJECT_ROOT
 from grader.errors import SandboxError
-from grader.sandbox.process import AUDIT_HOOK_ENV, SIMULATE_ENV, StudentSession, check_isolation
-from tests.test_sandbox_kernel import ATTACKS, SECRET_FILES
+from grader.sandbox.process import SIMULATE_ENV, check_isolation
+from tests.test_sandbox_kernel import SECRET_FILES, attack_session
 
 
 @pytest.fixture(scope="module")
 def docker_like(tmp_path_factory):
-    saved = {name: os.environ.get(name) for name in (AUDIT_HOOK_ENV, SIMULATE_ENV)}
-    os.environ[AUDIT_HOOK_ENV], os.environ[SIMULATE_ENV] = "0", "no-namespaces"
-    sandbox = tmp_path_factory.mktemp("docker") / "sandbox"
-    sandbox.mkdir()
-    session = StudentSession([ATTACKS], sandbox, Limits(call_timeout=10), forbidden_modules=("tensorflow", "keras"))
-    yield session
-    session.close()
-    for name, value in saved.items():
-        if value is None:
-            del os.environ[name]
-        else:
-            os.environ[name] = value
+    yield from attack_session(tmp_path_factory, **{SIMULATE_ENV: "no-namespaces"})
 
 
 def run(session, name, *args):
