@@ -155,6 +155,9 @@ class BudgetedSession(StudentSession):
         return self._budget_left() <= 0
 
 
+COMPILED_MAGIC = b"\x7fELF"
+
+
 def copy_files(submission: Submission, target: Path) -> list[str]:
     """Copy the submission's regular files (not .git) into target; return a note per file left out.
 
@@ -176,6 +179,9 @@ def copy_files(submission: Submission, target: Path) -> list[str]:
                 with open(destination, "wb") as out:
                     for chunk in (read_chunks(fd) if left >= ingest.MAX_FILE_BYTES
                                   else read_chunks(fd, left, "left for the whole submission")):
+                        if not written and chunk.startswith(COMPILED_MAGIC):
+                            raise UnsafeFile("it is compiled code (an ELF binary or shared library), which the "
+                                             "grader does not run: submit Python source")
                         written += out.write(chunk)
             finally:
                 os.close(fd)

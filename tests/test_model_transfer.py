@@ -37,3 +37,24 @@ def test_code_in_a_model_is_refused(tmp_path, layer, message):
     config = {"class_name": "Sequential", "module": "keras", "config": {"layers": [layer]}}
     with pytest.raises(StudentError, match=message):
         check_keras_file(keras_file(tmp_path / "m.keras", json.dumps(config).encode()), "build_vgg")
+
+
+def test_an_hdf5_bomb_is_refused_before_keras_reads_it(tmp_path):
+    import h5py
+
+    from grader.config import load_assignment
+    from grader.sandbox.model_transfer import WeightsRefused, check_hdf5_weights
+    keras_models = load_assignment("keras_models")
+    check_hdf5_weights(keras_models.folder / "lenet5.weights.h5", 4 * 61_706 + 65_536)  # the real weights pass
+    bomb = tmp_path / "lenet5.weights.h5"
+    with h5py.File(bomb, "w") as f:
+        f.create_dataset("layers/conv2d/vars/0", shape=(805_306_368,), dtype="float32", chunks=(1 << 20,),
+                         compression="gzip", fillvalue=1.0)
+    assert bomb.stat().st_size < 100_000
+    with pytest.raises(WeightsRefused, match="declares more than"):
+        check_hdf5_weights(bomb, 4 * 61_706 + 65_536)
+    linked = tmp_path / "linked.weights.h5"
+    with h5py.File(linked, "w") as f:
+        f["layers"] = h5py.ExternalLink(str(keras_models.folder / "lenet5.weights.h5"), "/layers")
+    with pytest.raises(WeightsRefused, match="ExternalLink"):
+        check_hdf5_weights(linked, 10**9)

@@ -70,6 +70,9 @@ def signal_everyone():
 def ptrace_parent():
     return "refused" if libc.ptrace(16, 1, 0, 0) < 0 else "did: ptrace"
 
+def chmod(path):
+    return outcome(lambda: os.chmod(path, 0o606))
+
 def mount():
     return "refused" if libc.mount(b"tmpfs", b"/tmp", b"tmpfs", 0, None) < 0 else "did: mount"
 
@@ -91,15 +94,15 @@ def identity():
 '''
 
 
-def attack_session(tmp_path_factory, **env: str):
+def attack_session(tmp_path_factory, env: dict[str, str] | None = None, mode: str = "strict"):
     """A student process that has run ATTACKS, the audit hook off, under these extra environment variables."""
     with pytest.MonkeyPatch.context() as patch:
-        for name, value in {AUDIT_HOOK_ENV: "0", **env}.items():
+        for name, value in {AUDIT_HOOK_ENV: "0", **(env or {})}.items():
             patch.setenv(name, value)
         sandbox = tmp_path_factory.mktemp("attacks") / "sandbox"
         sandbox.mkdir()
         session = StudentSession([ATTACKS], sandbox, Limits(call_timeout=10),
-                                 forbidden_modules=("tensorflow", "keras"))
+                                 forbidden_modules=("tensorflow", "keras"), sandbox_mode=mode)
         yield session
         session.close()
 

@@ -52,6 +52,7 @@ from pathlib import Path
 import numpy as np
 
 from grader.config import Assignment
+from grader.sandbox.model_transfer import check_hdf5_weights
 
 __all__ = [
     "LENET_RECIPE",
@@ -691,6 +692,7 @@ def evaluate_weights(model, weights_path, x: np.ndarray, y: np.ndarray, batch_si
         with tempfile.TemporaryDirectory(prefix="grader-weights-") as tmp:
             private = Path(tmp) / weights_path.name
             private.write_bytes(weights)
+            check_hdf5_weights(private, 4 * model.count_params() + 65_536)  # weights and an optimizer's state
             model.load_weights(str(private))
         _EVAL_MEMO[key] = _accuracy(model, x, y, batch_size)
     return _EVAL_MEMO[key]

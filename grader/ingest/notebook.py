@@ -60,16 +60,27 @@ def read_notebook(path: Path) -> Notebook:
     return notebook
 
 
+UNPARSEABLE = (SyntaxError, ValueError, MemoryError, RecursionError)  # what ast raises on hostile source
+
+
+def parse_cell(source: str) -> ast.Module | None:
+    """The cell's syntax tree, or None if it cannot be parsed (the student process then reports why)."""
+    try:
+        return ast.parse(source)
+    except UNPARSEABLE:
+        return None
+
+
 def to_python(source: str, number: int, notes: list[str]) -> str:
     """Translate one cell's IPython source into Python with no magics or shell escapes."""
     try:
         python = _transformer.transform_cell(source)
         tree = ast.parse(python)
-    except SyntaxError:
-        return source  # the student process reports the SyntaxError for this cell
-    tree = _Neutraliser(number, notes).visit(tree)
-    ast.fix_missing_locations(tree)
-    return ast.unparse(tree) if _changed(python, tree) else python
+        tree = _Neutraliser(number, notes).visit(tree)
+        ast.fix_missing_locations(tree)
+        return ast.unparse(tree) if _changed(python, tree) else python
+    except UNPARSEABLE:
+        return source  # the student process reports the error for this cell
 
 
 def _changed(python: str, tree: ast.AST) -> bool:
@@ -135,9 +146,8 @@ def _binds_names(node: ast.Assign | ast.AnnAssign) -> bool:
 
 def keep_definitions(source: str) -> str:
     """Keep only imports, def/class and assignments of literals or names to plain names, from one cell."""
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
+    tree = parse_cell(source)
+    if tree is None:
         return source
     kept: list[ast.stmt] = [node for node in tree.body if isinstance(node, DEFINITION_NODES)
             or (isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None

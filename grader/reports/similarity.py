@@ -20,7 +20,7 @@ from pathlib import Path
 from grader.authoring.notebooks import read, starter
 from grader.config import Assignment
 from grader.errors import IngestError
-from grader.ingest.notebook import read_notebook
+from grader.ingest.notebook import parse_cell, read_notebook
 from grader.ingest.submissions import discover
 from grader.reports.view import render
 from grader.results import write_atomic
@@ -76,12 +76,8 @@ def tokens_of(statements: list[ast.stmt]) -> list[str]:
 
 def _functions(cells: list[str]) -> dict[str, ast.FunctionDef]:
     found = {}
-    for source in cells:
-        try:
-            tree = ast.parse(source)
-        except SyntaxError:
-            continue
-        for node in tree.body:
+    for tree in map(parse_cell, cells):
+        for node in tree.body if tree is not None else []:
             if isinstance(node, ast.FunctionDef):
                 found[node.name] = node
     return found

@@ -42,12 +42,19 @@ SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}
 SYSTEM_DIRS = ("/usr", "/lib", "/lib64", "/lib32", "/libx32", "/bin", "/sbin", "/etc")
 DEVICES = ("null", "zero", "full", "random", "urandom")
 MAX_OPEN_FILES = 1024
+UID0_KEPT = "uid 0 kept without capabilities"  # weaker than Landlock can make up for: chmod, root-owned files
+SUBMISSION_MB = 512        # room for the copy of the largest accepted submission, beside [limits] disk_mb
+SANDBOX_INODES = 30_000    # ingest accepts at most 10,000 files and folders: room for the student's own
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
 class ConfinementError(OSError):
     """A layer could not be applied."""
+
+
+class SandboxRefused(Exception):
+    """The submission itself cannot be placed in the sandbox (too many files, too large); for the student."""
 
 
 @dataclass
@@ -220,18 +227,23 @@ def _private_sandbox(root: str, plan: Plan) -> None:
     """The sandbox as a size-capped tmpfs holding a copy of the submission: the student's only writable place."""
     target = root + plan.sandbox
     os.makedirs(target, mode=0o755)
-    _mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV,
-           f"size={plan.disk_mb}m,nr_inodes=10000,mode=0700,uid={plan.uid},gid={plan.gid}")
-    for folder, dirs, files in os.walk(plan.sandbox):
-        relative = os.path.relpath(folder, plan.sandbox)
-        for name in dirs:
-            path = os.path.normpath(os.path.join(target, relative, name))
-            os.mkdir(path, 0o755)
-            os.chown(path, plan.uid, plan.gid)
-        for name in files:
-            path = os.path.normpath(os.path.join(target, relative, name))
-            shutil.copyfile(os.path.join(folder, name), path, follow_symlinks=False)
-            os.chown(path, plan.uid, plan.gid)
+    _mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,  # no compiled code loaded from it
+           f"size={plan.disk_mb + SUBMISSION_MB}m,nr_inodes={SANDBOX_INODES},mode=0700,uid={plan.uid},gid={plan.gid}")
+    try:
+        for folder, dirs, files in os.walk(plan.sandbox):
+            relative = os.path.relpath(folder, plan.sandbox)
+            for name in dirs:
+                path = os.path.normpath(os.path.join(target, relative, name))
+                os.mkdir(path, 0o755)
+                os.chown(path, plan.uid, plan.gid)
+            for name in files:
+                path = os.path.normpath(os.path.join(target, relative, name))
+                shutil.copyfile(os.path.join(folder, name), path, follow_symlinks=False)
+                os.chown(path, plan.uid, plan.gid)
+    except OSError as exc:
+        raise SandboxRefused(f"the submission does not fit in the sandbox ({exc.strerror}: "
+                             f"{SUBMISSION_MB} MB and {SANDBOX_INODES:,} files at most); remove what the "
+                             "notebook does not need") from None
 
 
 def allowed_beneath(roots: tuple[str, ...], excluded: tuple[str, ...]) -> tuple[list[str], list[str]]:
@@ -263,7 +275,7 @@ def _give_to(folder: str, uid: int, gid: int) -> None:
             os.chown(name, uid, gid, follow_symlinks=False)
 
 
-def _traversable_by_others(paths: tuple[str, ...]) -> bool:
+def traversable_by_others(paths: tuple[str, ...]) -> bool:
     """True if every folder on the way to each path can be searched by any user."""
     for path in paths:
         parts = os.path.realpath(path).split("/")
@@ -334,11 +346,12 @@ def confine(plan: Plan) -> dict[str, str]:
         report["namespaces"] = "private mount, network, PID, IPC and UTS namespaces"
         report["network"] = "private network namespace (no interfaces)"
         report["processes"] = "PID namespace: the student process is PID 1 and sees only itself"
-        _build_root(plan)
-        report["filesystem"] = ("minimal root: system and Python read-only, the sandbox writable, "
-                                f"{len(plan.hide_modules)} forbidden package(s) hidden")
     except (OSError, ConfinementError) as exc:
         report["namespaces"] = f"unavailable ({exc})"
+    if "unavailable" not in report["namespaces"]:
+        _build_root(plan)  # no fallback once in the namespaces: a failure here ends the start (SandboxRefused)
+        report["filesystem"] = ("minimal root: system and Python read-only, the sandbox writable, "
+                                f"{len(plan.hide_modules)} forbidden package(s) hidden")
     hidden = report.get("filesystem", "").startswith("minimal root")
     excluded = () if hidden else tuple(path for path, _ in _module_paths(plan.hide_modules)) + tuple(
         _foreign_site_packages())  # without a private root, Landlock alone keeps forbidden packages out of reach
@@ -349,10 +362,10 @@ def confine(plan: Plan) -> dict[str, str]:
     except OSError as exc:
         report["landlock"] = f"unavailable ({exc})"
     try:
-        if root and not hidden and not _traversable_by_others(python_dirs()):
+        if root and not hidden and not traversable_by_others(python_dirs()):
             _give_to(plan.sandbox, 0, 0)  # root without capabilities must own what it writes
-            report["identity"] = ("unavailable (uid 0 kept without capabilities: the Python installation is not "
-                                  "readable by other users and there is no private root to show it)")
+            report["identity"] = (f"unavailable ({UID0_KEPT}: the Python installation is not readable by other "
+                                  "users and there is no private root to show it)")
         elif root:
             _drop_identity(plan.uid, plan.gid)
             report["identity"] = f"uid {plan.uid}, gid {plan.gid} (owns nothing but the sandbox copy)"

@@ -45,6 +45,23 @@ def _read_config(path: Path) -> object:
     return json.loads(data)
 
 
+def _check_archive_weights(path: Path, workdir: Path, name: str) -> None:
+    """The weights inside a .keras archive pass check_hdf5_weights."""
+    target = workdir / "models" / f"{path.stem}.weights.h5"
+    try:
+        with zipfile.ZipFile(path) as archive:
+            if "model.weights.h5" not in archive.namelist():
+                return
+            with archive.open("model.weights.h5") as member, open(target, "wb") as out:
+                while chunk := member.read(1 << 20):
+                    out.write(chunk)
+        check_hdf5_weights(target, MAX_MODEL_ELEMENTS)
+    except (WeightsRefused, zipfile.BadZipFile, OSError) as exc:
+        raise StudentError(f"the model from `{name}` did not arrive as a valid .keras file ({exc})") from None
+    finally:
+        target.unlink(missing_ok=True)
+
+
 def check_keras_file(path: Path, name: str) -> None:
     """Refuse oversized archives, Lambda layers and classes that are not Keras's own, before anything is
     deserialized."""
@@ -61,6 +78,43 @@ def check_keras_file(path: Path, name: str) -> None:
             raise StudentError(f"the model from `{name}` uses the custom class {module}.{class_name}. The grader "
                                "accepts only Keras's built-in layers: loading a custom class would run your "
                                "code in the grader")
+
+
+MAX_MODEL_ELEMENTS = 64 << 20   # numbers in a transferred model's weights (the course's models hold < 6 M)
+
+
+class WeightsRefused(ValueError):
+    """An HDF5 weights file the grader will not hand to Keras; the message is for the student."""
+
+
+def check_hdf5_weights(path: Path, max_elements: int) -> None:
+    """Refuse an HDF5 file that declares more numbers than max_elements, or holds links, external or virtual
+    storage: Keras would allocate every declared element before it compares shapes (an 'HDF5 bomb')."""
+    import h5py
+    total = 0
+
+    def walk(group: h5py.Group) -> None:
+        nonlocal total
+        for name in group:
+            link = group.get(name, getlink=True)
+            if not isinstance(link, h5py.HardLink):
+                raise WeightsRefused(f"it holds a {type(link).__name__} ({name}); weights files hold data only")
+            item = group[name]
+            if isinstance(item, h5py.Group):
+                walk(item)
+            elif isinstance(item, h5py.Dataset):
+                if item.is_virtual or item.external:
+                    raise WeightsRefused(f"its dataset {item.name} keeps its data outside the file")
+                total += int(item.size)
+                if total > max_elements:
+                    raise WeightsRefused(f"it declares more than {max_elements:,} numbers, far more than the "
+                                         "model holds")
+
+    try:
+        with h5py.File(path, "r") as weights:
+            walk(weights)
+    except (OSError, RecursionError) as exc:
+        raise WeightsRefused(f"it is not a readable HDF5 file ({exc})") from None
 
 
 def _read_regular_file(path: Path, limit: int) -> bytes | None:
@@ -93,6 +147,7 @@ def receive_model(path: Path, workdir: Path, name: str):
     local.parent.mkdir(parents=True, exist_ok=True)
     local.write_bytes(data)
     check_keras_file(local, name)
+    _check_archive_weights(local, workdir, name)
     import keras
     try:
         return keras.saving.load_model(local, compile=False, safe_mode=True)

@@ -22,6 +22,8 @@ from grader.errors import GraderError, SandboxError, StudentError
 from grader.results import CellLog
 from grader.sandbox import cgroups, wire
 from grader.sandbox.cgroups import StudentGroup
+from grader.sandbox.confine import UID0_KEPT
+from grader.sandbox.wire import Status
 
 STUDENT_MAIN = Path(__file__).with_name("student_main.py")
 READY_TIMEOUT = 60.0
@@ -268,8 +270,16 @@ class StudentSession:
                 if self.cell_logs:  # it started before: what changed since is the student's doing
                     raise StudentError(f"the student process could not restart: {exc}") from None
                 raise GraderError(f"the student process could not start: {exc}") from exc
-            self.isolation = check_isolation(ready.get("isolation", {}) | {"cgroup": process.group.description},
-                                             self.sandbox_mode)
+            if ready.get("status") == Status.REFUSED:
+                process.kill()
+                self.unavailable = f"your notebook could not be graded: {ready.get('message', '')}"
+                raise StudentError(self.unavailable)
+            try:
+                self.isolation = check_isolation(ready.get("isolation", {}) | {"cgroup": process.group.description},
+                                                 self.sandbox_mode)
+            except SandboxError:
+                process.kill()
+                raise
             self.timings["start"] += time.monotonic() - began
             began = time.monotonic()
             finished = self._run_cells(process)
@@ -378,7 +388,7 @@ def missing_layers(report: dict[str, str]) -> list[str]:
     def held(layer: str) -> bool:
         return not report.get(layer, "unavailable").startswith("unavailable")
     missing = [layer for layer in ESSENTIAL_LAYERS if not held(layer)]
-    if "identity" in missing and held("landlock"):
+    if "identity" in missing and held("landlock") and UID0_KEPT not in report.get("identity", ""):
         missing.remove("identity")
     if "network" in missing and held("seccomp"):
         missing.remove("network")

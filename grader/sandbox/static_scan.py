@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import ast
 
+from grader.ingest.notebook import parse_cell
+
 
 def _matches(module: str, forbidden: tuple[str, ...]) -> str | None:
     for prefix in forbidden:
@@ -86,12 +88,7 @@ def scan(cells: list[str], forbidden: tuple[str, ...]) -> dict[str, list[str]]:
     """Map each top-level function that uses a forbidden module to the modules it uses."""
     if not forbidden:
         return {}
-    trees = []
-    for source in cells:
-        try:
-            trees.append(ast.parse(source))
-        except SyntaxError:
-            continue
+    trees = [tree for tree in map(parse_cell, cells) if tree is not None]
     module = ast.Module(body=[node for tree in trees for node in tree.body], type_ignores=[])
     bound = _bindings(ast.Module(body=[n for n in module.body if isinstance(n, (ast.Import, ast.ImportFrom))],
                                  type_ignores=[]), forbidden)

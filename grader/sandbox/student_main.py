@@ -169,7 +169,7 @@ def _confine(setup: dict) -> dict:
     confine.set_limits(setup["memory_mb"], setup["cpu_seconds"])
     report["limits"] = f"{setup['memory_mb']} MB address space, {setup['cpu_seconds']} s CPU"
     try:
-        syscalls.install()
+        syscalls.install(private_root="filesystem" in report)
         report["seccomp"] = "filter loaded: no new processes, exec, ptrace, foreign signals, mounts or sockets"
     except OSError as exc:
         report["seccomp"] = f"unavailable ({exc})"
@@ -186,7 +186,12 @@ def main() -> None:
     import numpy  # noqa: F401  (imported before confinement: it loads C symbols through ctypes)
 
     from grader.sandbox import audit, wire
-    report = _confine(setup)
+    from grader.sandbox.confine import SandboxRefused
+    try:
+        report = _confine(setup)
+    except SandboxRefused as exc:
+        os.write(REPLY_FD, wire.frame(wire.dumps({"status": wire.Status.REFUSED, "message": str(exc), "id": 0})))
+        return
     sys.path.remove(project_root)
     sys.path.insert(0, setup["sandbox"])
     if setup.get("audit_hook", True):

@@ -9,7 +9,8 @@ everything but what a student process has no business doing, and it cannot be re
 - ptrace, process_vm_readv/writev, kcmp, pidfd_* and signals to any process but itself;
 - mount, umount, pivot_root, chroot, unshare, setns, new sessions and process groups;
 - sockets of every family (AF_UNIX included: their buffers are kernel memory outside RLIMIT_AS);
-- memfd_create (memory that RLIMIT_AS does not count);
+- memfd_create (memory that RLIMIT_AS does not count), chown and extended attributes;
+- without a private root (no namespaces): chmod and SysV/POSIX IPC objects, which would outlive the process;
 - bpf, perf_event_open, keyrings, io_uring, userfaultfd, kernel modules and other administration.
 
 Calls from a foreign architecture (e.g. int 0x80 on x86_64) kill the process.
@@ -36,6 +37,8 @@ DENIED = (
     "fanotify_init", "personality", "setuid", "setgid", "setreuid", "setregid", "setresuid", "setresgid",
     "setgroups", "setfsuid", "setfsgid", "capset", "landlock_create_ruleset", "landlock_add_rule",
     "memfd_create", "memfd_secret",  # memory outside RLIMIT_AS
+    "chown", "fchown", "lchown", "fchownat", "setxattr", "lsetxattr", "fsetxattr", "removexattr",
+    "lremovexattr", "fremovexattr",
 )
 
 
@@ -46,11 +49,16 @@ def _deny(rules: seccomp.SyscallFilter, name: str, *args: seccomp.Arg, code: int
         pass  # a call this kernel or architecture does not have
 
 
-def build_filter() -> seccomp.SyscallFilter:
+WITHOUT_PRIVATE_ROOT = (  # where the student shares the host's file system and IPC (no namespaces)
+    "chmod", "fchmod", "fchmodat", "fchmodat2", "shmget", "msgget", "semget", "mq_open",
+)
+
+
+def build_filter(private_root: bool) -> seccomp.SyscallFilter:
     """The filter for this process (its own pid is the only signal target allowed)."""
     own = os.getpid()
     rules = seccomp.SyscallFilter(defaction=seccomp.ALLOW)
-    for name in DENIED:
+    for name in DENIED + (() if private_root else WITHOUT_PRIVATE_ROOT):
         _deny(rules, name)
     _deny(rules, "clone", seccomp.Arg(0, seccomp.MASKED_EQ, CLONE_THREAD, 0))
     _deny(rules, "clone3", code=errno.ENOSYS)
@@ -61,6 +69,6 @@ def build_filter() -> seccomp.SyscallFilter:
     return rules
 
 
-def install() -> None:
+def install(private_root: bool) -> None:
     """Load the filter (libseccomp also sets no_new_privs). Irreversible for this process."""
-    build_filter().load()
+    build_filter(private_root).load()

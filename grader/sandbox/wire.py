@@ -26,6 +26,7 @@ FRAME_HEADER = 8  # every frame on the pipes: its payload's length (8 bytes, big
 class Status:
     """The statuses a student process's reply can carry."""
     READY = "ready"
+    REFUSED = "refused"  # the submission cannot be placed in the sandbox (the student's to fix)
     OK = "ok"
     RAISED = "raised"
     MISSING = "missing"
