@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from grader.config import PROJECT_ROOT
+from grader.results import GRADED, Results
 from grader.sandbox.process import AUDIT_HOOK_ENV
 from tests.conftest import read_results, run_grader, toy_notebook, write_student
 
@@ -75,12 +76,27 @@ def double(x):
     return 2 * np.asarray(x)
 """
 
+DEEP = "x = " + "-" * 100_000 + "1"  # the parser runs out of memory or recursion on it
+
+LOAD_COMPILED = """
+import importlib.machinery, importlib.util
+def load():
+    loader = importlib.machinery.ExtensionFileLoader("sig", "sig.so")
+    return importlib.util.module_from_spec(importlib.util.spec_from_loader("sig", loader))
+try:
+    load()
+except Exception:
+    pass
+"""
+
 CASES = {  # student: (notebook, exact score)
     "honest-1": (toy_notebook(), 11.0),
     "takeover": (toy_notebook(WRONG_DOUBLE, extra_cells=[TAKEOVER]), 7.0),
     "forbidden": (toy_notebook(extra_cells=[FORBIDDEN]), 7.0),
     "forger": (toy_notebook(extra_cells=[FORGER]), 4.0),
     "flood": (toy_notebook(extra_cells=[FLOOD]), 7.0),
+    "deep-cell": (toy_notebook(extra_cells=[DEEP]), 11.0),
+    "compiled": (toy_notebook(extra_cells=[LOAD_COMPILED]), 11.0),
     "honest-2": (toy_notebook(), 11.0),
 }
 
@@ -117,6 +133,7 @@ def test_hostile_submissions_earn_exactly_what_they_earned(tmp_path, monkeypatch
     before = (_git_status(), {p: p.read_bytes() for p in TARGETS}, _digest(cache))
     for student, (notebook, _) in CASES.items():
         write_student(tmp_path / "subs", student, notebook)
+    (tmp_path / "subs" / "compiled" / "sig.so").write_bytes(b"\x7fELF" + bytes(200))
     run_grader("grade", str(PROJECT_ROOT / "tests" / "fixtures" / "toy"), str(tmp_path / "subs"), "--reports",
                str(tmp_path / "r"), "--jobs", "2", "--quiet")
     scores = {student: read_results(tmp_path / "r", student)["score"] for student in CASES}
@@ -129,6 +146,8 @@ def test_hostile_submissions_earn_exactly_what_they_earned(tmp_path, monkeypatch
     assert "stolen: [b" not in logs
     forbidden = read_results(tmp_path / "r", "forbidden")
     assert any("imported by a computed name" in t["output"] for t in forbidden["tests"])
+    assert "compiled code" in read_results(tmp_path / "r", "compiled")["output"]
+    assert Results.read(tmp_path / "r" / "deep-cell" / "results.json").status == GRADED
     flood = read_results(tmp_path / "r", "flood")
     assert any("over the grader's limit" in t["output"] for t in flood["tests"])
 
