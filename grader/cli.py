@@ -20,6 +20,16 @@ from grader.errors import GraderUsageError
 log = logging.getLogger("grader")
 
 EXIT_USAGE = 2
+
+
+class DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default, unless it has none or its help already says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default in (None, False) or "(default:" in text:
+            return text
+        return super()._get_help_string(action) or text
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports ^C
 
 
@@ -177,12 +187,12 @@ def _classroom(args: argparse.Namespace) -> int:
 
 def _add_data_dir(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", help="folder holding the datasets, looked at before $GRADER_DATA_DIR, "
-                        "the Keras cache and a download (default: none)")
+                        "the Keras cache and a download")
 
 
 def _add_grade_parser(commands: argparse._SubParsersAction) -> None:
     grade = commands.add_parser(
-        "grade", help="grade a folder of submissions", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        "grade", help="grade a folder of submissions", formatter_class=DefaultsFormatter,
         description="Grade every submission in SUBMISSIONS: a folder per student, bare <student>.ipynb files, "
                     "or `gh classroom clone student-repos` folders. Finished results are kept: rerunning the "
                     "same command grades only what changed.")
@@ -210,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m grader", description="Autograder for the CNN course.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what the grader does behind your back")
     commands = parser.add_subparsers(dest="command", required=True)
-    defaults = argparse.ArgumentDefaultsHelpFormatter
+    defaults = DefaultsFormatter
     _add_grade_parser(commands)
 
     generate = commands.add_parser("generate", help="write the starter notebooks in assignments/ from the masters",
