@@ -33,7 +33,7 @@ class Limits:
     output_chars: int = 4000
     reply_mb: int = 64
     disk_mb: int = 512
-    worker_memory_mb: int = 12288  # the grading worker with its student processes (TensorFlow in both)
+    worker_memory_mb: int = 8192  # the grading worker with its student processes (TensorFlow in both)
 
 
 @dataclass(frozen=True)

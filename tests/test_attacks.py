@@ -184,3 +184,9 @@ def test_a_stateful_forward_cannot_vouch_for_a_wrong_backward(tmp_path, monkeypa
     scores = {name: read_results(tmp_path / "r", name)["score"] for name in ("zero-backward", "stateful", "solution")}
     assert scores["solution"] == read_results(tmp_path / "r", "solution")["max_score"]
     assert scores["stateful"] == scores["zero-backward"] < scores["solution"]
+
+
+def test_a_value_too_large_for_a_float_fails_the_test_not_the_grader():
+    from grader.testing.checks import Mismatch, assert_scalar_matches
+    with pytest.raises(Mismatch, match="too large"):
+        assert_scalar_matches(10**400, 1.5, what="the loss", case="a batch of 4")

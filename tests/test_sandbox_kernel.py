@@ -61,6 +61,10 @@ def unix_sockets():
 def memfd():
     return outcome(lambda: os.memfd_create("x"))
 
+def reserve_disk():
+    libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_long, ctypes.c_long]
+    return "refused" if libc.fallocate(1, 1, 0, 1 << 30) < 0 else "did: fallocate"
+
 def signal_parent():
     return "refused" if libc.kill(os.getppid(), 9) < 0 or os.getppid() == 0 and libc.kill(-1, 9) < 0 else "did: kill"
 
@@ -142,8 +146,9 @@ def test_no_folder_of_the_grader_can_be_listed(session):
         assert run(session, "listing", folder).startswith("refused"), folder
 
 
-@pytest.mark.parametrize("attack", ["fork", "spawn", "execv", "connect", "unix_sockets", "memfd", "signal_parent", "signal_everyone",
-                                    "ptrace_parent", "mount", "unshare", "setsid", "tensorflow"])
+@pytest.mark.parametrize("attack", ["fork", "spawn", "execv", "connect", "unix_sockets", "memfd", "reserve_disk",
+                                    "signal_parent", "signal_everyone", "ptrace_parent", "mount", "unshare",
+                                    "setsid", "tensorflow"])
 def test_the_kernel_refuses(session, attack):
     assert run(session, attack).startswith("refused")
 

@@ -40,3 +40,12 @@ def test_malformed_messages_are_refused():
         wire.loads(good[:-5])
     with pytest.raises((wire.WireError, ValueError)):
         wire.loads(good.replace(b"__ndarray__", b"__pickled__"))
+
+
+def test_an_oversized_header_is_refused_before_it_is_parsed():
+    import json
+    import struct
+    header = json.dumps([[]] * (wire.MAX_HEADER_BYTES // 3)).encode()
+    message = struct.pack("!Q", len(header)) + header + struct.pack("!Q", 0)
+    with pytest.raises(wire.WireError, match="header over"):
+        wire.loads(message)

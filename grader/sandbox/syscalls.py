@@ -9,7 +9,8 @@ everything but what a student process has no business doing, and it cannot be re
 - ptrace, process_vm_readv/writev, kcmp, pidfd_* and signals to any process but itself;
 - mount, umount, pivot_root, chroot, unshare, setns, new sessions and process groups;
 - sockets of every family (AF_UNIX included: their buffers are kernel memory outside RLIMIT_AS);
-- memfd_create (memory that RLIMIT_AS does not count), chown and extended attributes;
+- memfd_create (memory that RLIMIT_AS does not count), fallocate (disk blocks past RLIMIT_FSIZE, e.g. on
+  the output log), chown and extended attributes;
 - without a private root (no namespaces): chmod and SysV/POSIX IPC objects, which would outlive the process;
 - bpf, perf_event_open, keyrings, io_uring, userfaultfd, kernel modules and other administration.
 
@@ -62,6 +63,7 @@ def build_filter(private_root: bool) -> seccomp.SyscallFilter:
         _deny(rules, name)
     _deny(rules, "clone", seccomp.Arg(0, seccomp.MASKED_EQ, CLONE_THREAD, 0))
     _deny(rules, "clone3", code=errno.ENOSYS)
+    _deny(rules, "fallocate", code=errno.EOPNOTSUPP)  # it reserves blocks past RLIMIT_FSIZE; posix_fallocate writes
     _deny(rules, "kill", seccomp.Arg(0, seccomp.NE, own))
     _deny(rules, "tgkill", seccomp.Arg(0, seccomp.NE, own))
     _deny(rules, "socket", code=errno.EACCES)

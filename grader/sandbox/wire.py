@@ -18,6 +18,7 @@ import numpy as np
 MAX_DEPTH = 32
 MAX_NDIM = 32
 MAX_ELEMENTS = 1 << 28
+MAX_HEADER_BYTES = 4 << 20  # the JSON part of a message (arrays travel as .npy blobs beside it)
 ALLOWED_KINDS = set("biufc")
 _LEN = struct.Struct("!Q")
 FRAME_HEADER = 8  # every frame on the pipes: its payload's length (8 bytes, big-endian), then the payload
@@ -163,7 +164,10 @@ def loads(data: bytes):
         offset += n
         return chunk
 
-    header = json.loads(bytes(take(_LEN.unpack(take(_LEN.size))[0])))
+    header_size = _LEN.unpack(take(_LEN.size))[0]
+    if header_size > MAX_HEADER_BYTES:
+        raise WireError(f"message header over {MAX_HEADER_BYTES:,} bytes")
+    header = json.loads(bytes(take(header_size)))
     count = _LEN.unpack(take(_LEN.size))[0]
     blobs = [bytes(take(_LEN.unpack(take(_LEN.size))[0])) for _ in range(count)]
     return _decode(header, blobs, 0)

@@ -201,7 +201,10 @@ def assert_scalar_matches(actual, expected, *, what, case, integer=False, mistak
         shape = f" of shape {actual.shape}" if isinstance(actual, np.ndarray) else ""
         _fail(f"{what} should be a number (a Python or NumPy scalar), got {_type_name(actual)}{shape}, "
               f"for {case}.", None)
-    a, e = float(actual), float(expected)
+    try:
+        a, e = float(actual), float(expected)
+    except OverflowError:
+        _fail(f"{what} is too large to be a floating-point number, for {case}.", None)
     if not np.isfinite(a) and np.isfinite(e):
         hint = _which_mistake(a, e, mistakes, rtol, atol)
         _fail(f"{what} is {a} for {case}.", hint or "look for an overflow (np.exp of a large number) "

@@ -63,7 +63,11 @@ class StudentProxy:
     def call_with_inputs(self, name: str, *args, **kwargs):
         """Like call, but also return (args, kwargs) as they were in the student process after the call."""
         reply = self._request(name, args, kwargs, return_inputs=True)
-        args_after, kwargs_after = reply["inputs"]
+        inputs = reply.get("inputs")
+        if not (isinstance(inputs, (list, tuple)) and len(inputs) == 2 and isinstance(inputs[0], (list, tuple))
+                and len(inputs[0]) == len(args) and isinstance(inputs[1], dict)):
+            raise StudentError(f"`{name}` sent back a reply the grader cannot accept (its inputs are malformed)")
+        args_after, kwargs_after = inputs
         return reply["value"], tuple(args_after), kwargs_after
 
     def model(self, name: str, *args, **kwargs):
