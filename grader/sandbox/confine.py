@@ -67,7 +67,6 @@ class Plan:
     hide_modules: tuple[str, ...] = ()
     disk_mb: int = 512
     namespaces: bool = True          # False: behave as where unshare is refused (e.g. Docker's default profile)
-    readable: tuple[str, ...] = ()  # extra read-only folders (the Python installation is added here)
     report: dict[str, str] = field(default_factory=dict)
 
 
@@ -197,7 +196,7 @@ def _build_root(plan: Plan) -> None:
             os.symlink(os.readlink(path), root + path)
         elif os.path.isdir(path):
             _bind(root, path)
-    for path in (*python_dirs(), *plan.readable):
+    for path in python_dirs():
         _bind(root, path)
     for path in _foreign_site_packages():
         _mount("tmpfs", root + path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,mode=0755")
@@ -355,7 +354,7 @@ def confine(plan: Plan) -> dict[str, str]:
     hidden = report.get("filesystem", "").startswith("minimal root")
     excluded = () if hidden else tuple(path for path, _ in _module_paths(plan.hide_modules)) + tuple(
         _foreign_site_packages())  # without a private root, Landlock alone keeps forbidden packages out of reach
-    readable, listable = allowed_beneath((*SYSTEM_DIRS, "/proc", "/dev", *python_dirs(), *plan.readable), excluded)
+    readable, listable = allowed_beneath((*SYSTEM_DIRS, "/proc", "/dev", *python_dirs()), excluded)
     try:
         landlock.restrict(read_only=tuple(readable), read_write=(plan.sandbox, "/dev/null"), list_only=tuple(listable))
         report["landlock"] = "file-system rules: read-only system and Python, read-write sandbox"

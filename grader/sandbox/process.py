@@ -256,7 +256,7 @@ class StudentSession:
             process = StudentProcess(self.sandbox, self.output_path, {
                 "sandbox": str(self.sandbox), "root": str(root), "uid": uid, "gid": gid,
                 "project_root": str(PROJECT_ROOT), "cells": self.cells,
-                "forbidden": list(self.forbidden_modules), "hide_modules": list(self.forbidden_modules),
+                "forbidden": list(self.forbidden_modules),
                 "memory_mb": self.limits.memory_mb, "cpu_seconds": self.limits.cpu_seconds,
                 "disk_mb": self.limits.disk_mb, "namespaces": os.environ.get(SIMULATE_ENV) != "no-namespaces",
                 "audit_hook": os.environ.get(AUDIT_HOOK_ENV, "1") != "0"},

@@ -163,7 +163,7 @@ def _confine(setup: dict) -> dict:
     from grader.sandbox import confine, syscalls
     confine.die_with_parent()
     plan = confine.Plan(sandbox=setup["sandbox"], root=setup["root"], uid=setup["uid"], gid=setup["gid"],
-                        hide_modules=tuple(setup["hide_modules"]), disk_mb=setup["disk_mb"],
+                        hide_modules=tuple(setup["forbidden"]), disk_mb=setup["disk_mb"],
                         namespaces=setup["namespaces"])
     report = confine.confine(plan)
     confine.set_limits(setup["memory_mb"], setup["cpu_seconds"])
