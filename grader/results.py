@@ -216,11 +216,6 @@ class Results:
         return cls.from_json(json.loads(Path(path).read_text()))
 
 
-def read_all(reports: Path, students: list[str]) -> list[Results]:
-    """The results of every student that has a results.json under reports, in the given order."""
-    return [Results.read(reports / s / "results.json") for s in students if (reports / s / "results.json").is_file()]
-
-
 def read_reports(reports: Path) -> list[Results]:
     """Every results.json in reports (REPORTS/<student>/results.json), by folder; unreadable ones are logged."""
     found = []
