@@ -348,9 +348,12 @@ def confine(plan: Plan) -> dict[str, str]:
     except (OSError, ConfinementError) as exc:
         report["namespaces"] = f"unavailable ({exc})"
     if "unavailable" not in report["namespaces"]:
-        _build_root(plan)  # no fallback once in the namespaces: a failure here ends the start (SandboxRefused)
-        report["filesystem"] = ("minimal root: system and Python read-only, the sandbox writable, "
-                                f"{len(plan.hide_modules)} forbidden package(s) hidden")
+        try:  # SandboxRefused (the submission does not fit) is the student's and ends the start: no fallback
+            _build_root(plan)
+            report["filesystem"] = ("minimal root: system and Python read-only, the sandbox writable, "
+                                    f"{len(plan.hide_modules)} forbidden package(s) hidden")
+        except (OSError, ConfinementError) as exc:  # the machine's doing (e.g. /proc cannot be mounted here)
+            report["filesystem"] = f"unavailable ({exc})"
     hidden = report.get("filesystem", "").startswith("minimal root")
     excluded = () if hidden else tuple(path for path, _ in _module_paths(plan.hide_modules)) + tuple(
         _foreign_site_packages())  # without a private root, Landlock alone keeps forbidden packages out of reach
