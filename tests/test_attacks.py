@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -113,6 +114,12 @@ def _git_status() -> str:
                           text=True).stdout
 
 
+def _groups_since(began: float) -> list[str]:
+    """Control groups the grader made since began that are still there."""
+    from grader.sandbox.cgroups import PREFIX, ROOT
+    return [str(g) for g in ROOT.glob(f"*/**/{PREFIX}*") if g.stat().st_mtime >= began]
+
+
 def _student_processes() -> list[str]:
     """Processes still working in one of this test's students' sandboxes."""
     left = []
@@ -128,6 +135,7 @@ def _student_processes() -> list[str]:
 @pytest.mark.parametrize("audit_hook", ["1", "0"], ids=["audit-hook-on", "audit-hook-off"])
 def test_hostile_submissions_earn_exactly_what_they_earned(tmp_path, monkeypatch, audit_hook):
     monkeypatch.setenv(AUDIT_HOOK_ENV, audit_hook)
+    began = time.time()
     cache = Path(os.environ["GRADER_CACHE_DIR"])
     (cache / "planted.json").write_text("{}")
     before = (_git_status(), {p: p.read_bytes() for p in TARGETS}, _digest(cache))
@@ -139,7 +147,7 @@ def test_hostile_submissions_earn_exactly_what_they_earned(tmp_path, monkeypatch
     scores = {student: read_results(tmp_path / "r", student)["score"] for student in CASES}
     assert scores == {student: score for student, (_, score) in CASES.items()}
     assert (_git_status(), {p: p.read_bytes() for p in TARGETS}, _digest(cache)) == before
-    assert not _student_processes()
+    assert not _student_processes() and not _groups_since(began)
     takeover = read_results(tmp_path / "r", "takeover")
     logs = "\n".join(cell["output"] + cell["error"] for cell in takeover["extra_data"]["cells"])
     assert "stolen: []" in logs or "SandboxViolation" in logs  # with the hook on, ctypes' open is refused first

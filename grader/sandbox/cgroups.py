@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path("/sys/fs/cgroup")
+PREFIX = "grader-student-"
 
 
 @dataclass
@@ -68,8 +69,23 @@ def _current(controller: str) -> Path | None:
     return None
 
 
+STALE_SECONDS = 60.0  # an empty group this old was left by a grader that died (a new one is filled at once)
+
+
+def _remove_stale(parent: Path) -> None:
+    """Remove empty groups of this kind that dead graders left under parent."""
+    for folder in parent.glob(f"{PREFIX}*"):
+        with contextlib.suppress(OSError):
+            if time.time() - folder.stat().st_mtime <= STALE_SECONDS:
+                continue
+            for inner, _, _ in sorted(os.walk(folder), key=lambda entry: -len(entry[0])):  # the deepest first
+                if not Path(inner, "cgroup.procs").read_text():
+                    Path(inner).rmdir()  # refused while it holds tasks or groups
+
+
 def _make(parent: Path, settings: dict[str, str]) -> Path:
-    folder = parent / f"grader-student-{secrets.token_hex(6)}"
+    _remove_stale(parent)
+    folder = parent / f"{PREFIX}{secrets.token_hex(6)}"
     folder.mkdir(mode=0o700)
     try:
         for name, value in settings.items():

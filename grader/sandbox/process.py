@@ -6,6 +6,7 @@ process (re-running the cells, skipping any cell that hung or killed the process
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -187,10 +188,14 @@ class StudentProcess:
         if self.proc is None:
             return
         self.peak_mb = max(self.peak_mb, self.peak_memory_mb())
-        try:
+        student = self.student_pid()
+        if student != self.proc.pid:  # the namespace's PID 1 first, so that its parent reaps it before exiting
+            with contextlib.suppress(OSError):
+                os.kill(student, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=1)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
         self.proc.wait()
         self.group.kill_and_remove()
         for fd in (self.request_w, self.reply_r):
