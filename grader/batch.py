@@ -56,7 +56,7 @@ from grader.results import (
 )
 from grader.sandbox import cgroups
 from grader.sandbox.cgroups import StudentGroup
-from grader.sandbox.process import probe_sandbox
+from grader.sandbox.process import budget_exceeded, probe_sandbox
 
 RUN_FILE = ".grader-run.json"
 WORKER_TASKS = 4096  # a grading worker's processes and threads, its student processes' included
@@ -185,7 +185,6 @@ def grader_failure(submission: Submission, detail: str) -> Results:
 
 def budget_failure(submission: Submission, budget: float, max_score: float, print_: str) -> Results:
     """Results for a submission whose worker was stopped past its time budget (kept: a rerun would do the same)."""
-    from grader.grade import budget_exceeded
     problem = budget_exceeded(budget)
     return Results(score=0.0, max_score=max_score, tests=[],
                    output=f"Score: 0 / {max_score:g}\nYour submission could not be graded: {problem}",

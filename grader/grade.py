@@ -1,7 +1,7 @@
 """Grade one submission: ingest -> isolated student process -> hidden tests -> one results model.
 
-One deadline per submission ([limits] submission_budget): every cell and call is capped by what is
-left of it, no cell runs and no student process (re)starts once it is spent, and the batch's
+One deadline per submission ([limits] submission_budget): the student session (grader.sandbox.process) caps every
+cell and call by what is left of it and starts nothing once it is spent, and the batch's
 supervisor (grader.batch) stops a worker that is still busy past it plus a grace period.
 
 The submission's temporary copy (/tmp/grader-<student>-*) is removed on every way out: normally,
@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from grader.config import Assignment
-from grader.errors import IngestError, StudentError
+from grader.errors import IngestError
 from grader.ingest import submissions as ingest
 from grader.ingest.notebook import keep_definitions, read_notebook
 from grader.ingest.submissions import Submission, UnsafeFile, left_out, open_regular, read_chunks
@@ -37,19 +37,12 @@ from grader.results import (
     clip,
 )
 from grader.sandbox import static_scan
-from grader.sandbox.process import StudentProcess, StudentSession
+from grader.sandbox.process import StudentSession, budget_exceeded
 from grader.testing.plugin import GradingPlugin, Outcome, run_hidden_tests
 
 WORKDIR_LOCK = ".grader-lock"   # held (flock) by the grader using the folder, for as long as it exists
 TMP_PREFIX = "grader-"
 ACTIVE_WORKDIRS: dict[Path, int] = {}  # this process's temporary copies and their lock descriptors
-
-
-def budget_exceeded(budget: float) -> str:
-    """The reason a submission that ran out of time is given (status: notebook problem)."""
-    return (f"time budget exceeded: grading this submission took more than the {budget:g} s the grader allows "
-            "one submission (its cells, calls and restarts, model transfer, evaluation and retraining together); "
-            "what had not run by then scores 0")
 
 
 def make_workdir(student: str) -> Path:
@@ -116,43 +109,6 @@ def stop_worker(signum: int, frame=None) -> None:
     for workdir in list(ACTIVE_WORKDIRS):
         remove_workdir(workdir)
     os._exit(128 + signum)
-
-
-class BudgetedSession(StudentSession):
-    """A StudentSession that starts nothing and runs no cell once the submission's time budget is spent,
-    and says so (instead of a cell or call time-out) when the budget is what stopped a cell or a call."""
-
-    def _run_cells(self, process: StudentProcess) -> bool:
-        budget = self.limits.submission_budget
-        if self._budget_left() <= 0:
-            process.kill()
-            raise StudentError(budget_exceeded(budget))
-        before = dict(self.cell_logs)
-        finished = super()._run_cells(process)
-        if not finished and self._budget_left() <= 0:
-            for index, log in self.cell_logs.items():
-                if before.get(index) is not log and log.status == "timeout":
-                    log.error = (f"stopped when the submission's time budget of {budget:g} s ran out (each cell may "
-                                 f"take up to {self.limits.cell_timeout:g} s, all cells and calls together at most "
-                                 f"{budget:g} s)")
-            process.kill()
-            raise StudentError(budget_exceeded(budget))
-        return finished
-
-    def call(self, name: str, args: tuple, kwargs: dict, timeout: float, *,
-             return_inputs: bool = False, model: bool = False) -> dict:
-        capped = self._budget_left() < timeout
-        try:
-            return super().call(name, args, kwargs, timeout, return_inputs=return_inputs, model=model)
-        except StudentError as exc:
-            if capped and self._budget_left() <= 0 and "did not return within" in str(exc):
-                raise StudentError(budget_exceeded(self.limits.submission_budget) + f" (`{name}` was stopped)") \
-                    from None
-            raise
-
-    @property
-    def over_budget(self) -> bool:
-        return self._budget_left() <= 0
 
 
 COMPILED_MAGIC = b"\x7fELF"
@@ -244,7 +200,7 @@ def grade_submission(assignment: Assignment, submission: Submission, *, seed: in
         sandbox.mkdir(exist_ok=True)
         files.mkdir(exist_ok=True)
         timings["ingest"] = time.monotonic() - began
-        session = BudgetedSession(
+        session = StudentSession(
             cells, sandbox, assignment.limits, forbidden_modules=assignment.forbidden_modules,
             sandbox_mode=sandbox_mode,
             unavailable=f"your notebook could not be graded: {problem}" if problem else "")

@@ -294,14 +294,23 @@ class StudentSession:
                 return process
 
     def _run_cells(self, process: StudentProcess) -> bool:
+        budget = self.limits.submission_budget
         for index in range(len(self.cells)):
             if index in self._skipped:
                 continue
+            if self.over_budget:
+                process.kill()
+                raise StudentError(budget_exceeded(budget))
             offset = self._output_size()
             try:
                 reply = process.request({"op": "cell", "index": index}, min(self.limits.cell_timeout,
                                                                              self._budget_left()))
             except ProcessTimeout:
+                if self.over_budget:
+                    self._skip(index, "timeout", f"stopped when the submission's time budget of {budget:g} s ran "
+                               f"out (each cell may take up to {self.limits.cell_timeout:g} s, all cells and calls "
+                               f"together at most {budget:g} s)", offset)
+                    raise StudentError(budget_exceeded(budget)) from None
                 self._skip(index, "timeout", f"did not finish within {self.limits.cell_timeout:g} s; "
                            "the grader skipped it (an infinite loop, or training?)", offset)
                 return False
@@ -313,6 +322,11 @@ class StudentSession:
                 self.cell_logs[index] = CellLog(index + 1, reply.get("status", "ok"), str(reply.get("error", "")),
                                                 self.read_output(offset))
         return True
+
+    @property
+    def over_budget(self) -> bool:
+        """True once the submission's time budget is spent."""
+        return self._budget_left() <= 0
 
     def _budget_left(self) -> float:
         """Seconds left of the submission's time budget: no cell or call may run past it."""
@@ -333,9 +347,8 @@ class StudentSession:
             raise StudentError(self.unavailable)
         if self._timeouts.get(name, 0) >= 2:
             raise StudentError(f"`{name}` timed out twice already; the grader does not call it again")
-        if time.monotonic() - self._started_at > self.limits.submission_budget:
-            raise StudentError(f"grading time budget ({self.limits.submission_budget:g} s) used up; "
-                               f"`{name}` was not called")
+        if self.over_budget:
+            raise StudentError(budget_exceeded(self.limits.submission_budget) + f" (`{name}` was not called)")
         process = self.ensure_started()
         began = time.monotonic()
         request = {"op": "call", "name": name, "args": list(args), "kwargs": kwargs,
@@ -346,6 +359,9 @@ class StudentSession:
         try:
             reply = process.request(request, min(timeout, self._budget_left()))
         except ProcessTimeout:
+            if self.over_budget:
+                raise StudentError(budget_exceeded(self.limits.submission_budget) + f" (`{name}` was stopped)") \
+                    from None
             self._timeouts[name] = self._timeouts.get(name, 0) + 1
             raise StudentError(f"`{name}` did not return within {timeout:g} s (an infinite loop, or far too "
                                "slow); the grader stopped it and runs the other tests in a fresh process") from None
@@ -368,6 +384,13 @@ class StudentSession:
         if self._process is not None:
             self._process.kill()
             self._process = None
+
+
+def budget_exceeded(budget: float) -> str:
+    """The reason a submission that ran out of time is given (status: notebook problem)."""
+    return (f"time budget exceeded: grading this submission took more than the {budget:g} s the grader allows "
+            "one submission (its cells, calls and restarts, model transfer, evaluation and retraining together); "
+            "what had not run by then scores 0")
 
 
 def prepare_sandbox(sandbox: Path, identity: str) -> tuple[int, int]:
