@@ -44,6 +44,8 @@ from pathlib import Path
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from grader.config import PROJECT_ROOT, Assignment, load_assignment, tree_digest
+from grader.errors import GraderError
+from grader.grade import clean_stale_workdirs, grade_submission, stop_worker
 from grader.ingest.submissions import Submission, discover
 from grader.results import (
     GRADED,
@@ -56,7 +58,8 @@ from grader.results import (
 )
 from grader.sandbox import cgroups
 from grader.sandbox.cgroups import StudentGroup
-from grader.sandbox.process import budget_exceeded, probe_sandbox
+from grader.sandbox.process import budget_exceeded, probing_sandbox
+from grader.testing.plugin import preload_hidden_tests
 
 RUN_FILE = ".grader-run.json"
 WORKER_TASKS = 4096  # a grading worker's processes and threads, its student processes' included
@@ -130,17 +133,18 @@ def _init_worker() -> None:
         libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)  # no other process may read this process's memory
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor handles ^C for the whole batch
-    from grader.grade import stop_worker
     signal.signal(signal.SIGTERM, stop_worker)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})  # blocked by the supervisor
 
 
 def worker_context() -> multiprocessing.context.BaseContext:
-    """Workers fork from a server that has already imported the grading code: cheap to start, and nothing
-    of the grader is imported after a student process has run."""
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["grader.grade"])
-    return context
+    """Workers fork from this process, which has imported the grading code and the hidden tests (preload):
+    a worker starts in milliseconds, each from the same untouched state, and nothing of the grader is
+    imported after a student process has run. The supervisor runs no other Python thread (no live refresh
+    thread in the progress bar), so forking is safe."""
+    if threading.active_count() > 1:
+        raise GraderError("grading workers fork from the supervisor, which must run no other thread")
+    return multiprocessing.get_context("fork")
 
 
 def preload_renderers() -> None:
@@ -155,7 +159,6 @@ def preload_renderers() -> None:
 def grade_to_file(assignment_folder: str, submission: Submission, out: str, seed: int, data_dir: str | None,
                   sandbox_mode: str, print_: str) -> dict:
     """Grade one submission and write its results.json atomically; a grader exception becomes a grader error."""
-    from grader.grade import grade_submission
     assignment = load_assignment(assignment_folder)
     try:
         results = grade_submission(assignment, submission, seed=seed, data_dir=data_dir,
@@ -164,6 +167,7 @@ def grade_to_file(assignment_folder: str, submission: Submission, out: str, seed
     except Exception:
         results = grader_failure(submission, traceback.format_exc())
     results.write(Path(out))
+    cgroups.remove_left()
     return summary_of(results)
 
 
@@ -202,8 +206,10 @@ def summary_of(results: Results) -> dict:
 
 
 def _progress(enabled: bool) -> Progress:
+    """The progress bar, redrawn as each submission finishes (no refresh thread: workers fork from here)."""
     return Progress(TextColumn("[bold]grading"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
-                    TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), disable=not enabled)
+                    TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), disable=not enabled,
+                    auto_refresh=False)
 
 
 def remove_superseded(reports: Path, submissions: list[Submission]) -> list[str]:
@@ -230,7 +236,6 @@ def grade_batch(assignment: Assignment, submissions_dir: Path, options: BatchOpt
 
     Raises BatchInterrupted (with the summaries of what is finished) on SIGINT or SIGTERM.
     """
-    from grader.grade import clean_stale_workdirs
     reports = options.reports
     reports.mkdir(parents=True, exist_ok=True)
     submissions = discover(submissions_dir, assignment.notebook) if submissions is None else submissions
@@ -248,20 +253,23 @@ def grade_batch(assignment: Assignment, submissions_dir: Path, options: BatchOpt
         else:
             todo.append((sub, str(out), print_))
     if todo:
-        preload_renderers()
-        probe_sandbox(options.sandbox)  # SandboxError before anyone is graded if --sandbox strict cannot hold
+        with probing_sandbox(options.sandbox):  # SandboxError before anyone is graded if strict cannot hold
+            preload_renderers()
+            preload_hidden_tests(assignment)
     supervisor = Supervisor(assignment, options, seed, max_score_hint(done, reports))
     with _progress(options.progress) as progress, _signals_stop(supervisor):
         bar = progress.add_task("", total=len(submissions), completed=len(done))
 
         def finished(summary: dict) -> None:
             done.append(summary)
-            progress.update(bar, advance=1, description=summary["name"])
+            progress.update(bar, advance=1, description=summary["name"], refresh=True)
 
         try:
             supervisor.run(todo, finished)
         except _Stopped as stop:
             raise BatchInterrupted(done, len(submissions) - len(done), stop.signum) from None
+        finally:
+            cgroups.remove_left()  # the probe's
     return done
 
 
@@ -448,7 +456,6 @@ def _kill_worker(pid: int | None) -> None:
 
 def _clean_after_dead_worker(job: _Job) -> None:
     """Remove what a worker that did not finish left: its temporary copy, a half-written results file."""
-    from grader.grade import clean_stale_workdirs
     for stale in clean_stale_workdirs():
         log.info("removed %s, left by a worker that was stopped", stale)
     out = Path(job.out)

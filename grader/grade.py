@@ -204,6 +204,7 @@ def grade_submission(assignment: Assignment, submission: Submission, *, seed: in
             cells, sandbox, assignment.limits, forbidden_modules=assignment.forbidden_modules,
             sandbox_mode=sandbox_mode,
             unavailable=f"your notebook could not be graded: {problem}" if problem else "")
+        session.spawn()  # it boots while the tests are collected
         plugin = GradingPlugin(assignment, session, files=files, workdir=workdir, seed=seed, data_dir=data_dir,
                                static_forbidden=static_scan.scan(cells, assignment.forbidden_modules))
         try:

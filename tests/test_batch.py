@@ -85,6 +85,39 @@ def leftovers(prefix: str) -> list[str]:
     return [p.name for p in Path("/tmp").glob(f"grader-{prefix}*")]
 
 
+STATEFUL_TEST = '''
+import pytest
+
+SEEN = []  # module state: every submission's tests must start from an untouched copy of it
+
+
+@pytest.mark.points(1)
+@pytest.mark.category("value")
+@pytest.mark.calls("double")
+def test_starts_from_untouched_state(student):
+    SEEN.append(float(student.double(1.0)))
+    assert SEEN == [2.0], f"the tests saw another submission's state: {SEEN}"
+'''
+
+
+@pytest.mark.parametrize("order", [("a-correct", "b-buggy"), ("a-buggy", "b-correct")])
+def test_no_submission_sees_state_left_by_another(tmp_path, order):
+    """The hidden tests are imported once, before the workers start; each submission still starts from the
+    same untouched state, whichever submission was graded before it."""
+    assignment = toy_with(tmp_path)
+    (assignment / "tests" / "test_stateful.py").write_text(STATEFUL_TEST)
+    subs, reports = tmp_path / "subs", tmp_path / "reports"
+    for name in order:
+        buggy = toy_notebook({"return 2 * np.asarray(x)": "return 3 * np.asarray(x)"})
+        write_student(subs, name, buggy if name.endswith("buggy") else toy_notebook())
+    grade(assignment, subs, reports, "--jobs", "1")
+    correct = read_results(reports, next(n for n in order if n.endswith("correct")))
+    buggy = read_results(reports, next(n for n in order if n.endswith("buggy")))
+    assert correct["score"] == FULL + 1, correct["tests"]
+    failed = {t["name"] for t in buggy["tests"] if t["status"] == "failed"}
+    assert failed == {"test_double_values[vector]", "test_double_values[matrix]", "test_starts_from_untouched_state"}
+
+
 # ---------------------------------------------------------------- containment, retries, statuses
 
 def test_a_dying_worker_is_charged_to_its_submission_alone(tmp_path):
@@ -364,7 +397,7 @@ def test_an_interrupted_batch_stops_everything_keeps_what_is_finished_and_resume
     assert batch.poll() is None, "the batch should still be running"
 
     # the grader's processes share its session and group; no student process does
-    workers = [p for p in running if p["ppid"] == batch.pid and "multiprocessing" in p["cmd"]]
+    workers = [p for p in running if p["ppid"] == batch.pid and "student_main.py" not in p["cmd"]]
     assert workers and all(w["sid"] == batch.pid and w["pgrp"] == batch.pid for w in workers)
     assert all(s["sid"] != batch.pid and s["pgrp"] != batch.pid for s in students_running)
 

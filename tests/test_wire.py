@@ -49,3 +49,33 @@ def test_an_oversized_header_is_refused_before_it_is_parsed():
     message = struct.pack("!Q", len(header)) + header + struct.pack("!Q", 0)
     with pytest.raises(wire.WireError, match="header over"):
         wire.loads(message)
+
+
+def _forged_array(dtype: object, shape: object, data: bytes) -> bytes:
+    import json
+    import struct
+    header = json.dumps({"__ndarray__": 0, "dtype": dtype, "shape": shape, "scalar": False}).encode()
+    return (struct.pack("!Q", len(header)) + header + struct.pack("!Q", 1) + struct.pack("!Q", len(data)) + data)
+
+
+@pytest.mark.parametrize("dtype, shape, data", [
+    ("|O8", [1], b"\0" * 8),                      # objects
+    ("|V8", [1], b"\0" * 8),                      # raw void
+    ("<f8", [2**40, 2**40, 2**40, 2**40], b""),   # a product that would wrap in int64
+    ("<f8", [3], b"\0" * 16),                     # fewer bytes than the shape needs
+    ("<f8", [-1], b"\0" * 8),
+    ("float64", [1], b"\0" * 8),                  # only numpy's dtype.str spelling
+    (["<f8"], [1], b"\0" * 8),
+    ("<f8", "1", b"\0" * 8),
+])
+def test_a_forged_array_header_is_refused(dtype, shape, data):
+    with pytest.raises(wire.WireError):
+        wire.loads(_forged_array(dtype, shape, data))
+
+
+def test_arrays_keep_dtype_shape_and_byte_order():
+    for array in (np.arange(6, dtype=">i4").reshape(3, 2), np.zeros((0, 5), dtype=bool), np.complex64(1 + 2j),
+                  np.asfortranarray(np.arange(12.0).reshape(3, 4))):
+        back = roundtrip(array)
+        assert back.dtype == array.dtype and np.shape(back) == np.shape(array) and np.array_equal(back, array)
+    assert roundtrip(np.arange(3)).flags.writeable

@@ -7,18 +7,17 @@ and `!shell` commands are dropped and noted. Nothing here executes student code.
 from __future__ import annotations
 
 import ast
+import functools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
-from IPython.core.inputtransformer2 import TransformerManager
 
 from grader.errors import IngestError
 from grader.ingest.submissions import UnsafeFile, read_regular
 
 BODY_CELL_MAGICS = {"time", "timeit", "capture", "prun"}
-_transformer = TransformerManager()
 
 
 @dataclass
@@ -26,6 +25,13 @@ class Notebook:
     """The code cells of a submission, as Python, plus what ingest noticed."""
     cells: list[str]
     notes: list[str] = field(default_factory=list)
+
+
+@functools.cache
+def _ipython_transformer():
+    """IPython's input transformer, imported only for a cell that is not plain Python."""
+    from IPython.core.inputtransformer2 import TransformerManager
+    return TransformerManager()
 
 
 def read_notebook(path: Path) -> Notebook:
@@ -72,19 +78,22 @@ def parse_cell(source: str) -> ast.Module | None:
 
 
 def to_python(source: str, number: int, notes: list[str]) -> str:
-    """Translate one cell's IPython source into Python with no magics or shell escapes."""
+    """Translate one cell's IPython source into Python with no magics or shell escapes.
+
+    A cell that is already valid Python skips IPython's transformer (which leaves such a cell as it is)."""
+    python, tree = source, parse_cell(source)
     try:
-        python = _transformer.transform_cell(source)
-        tree = ast.parse(python)
-        tree = _Neutraliser(number, notes).visit(tree)
+        if tree is None:
+            python = _ipython_transformer().transform_cell(source)
+            tree = ast.parse(python)
+        neutraliser = _Neutraliser(number, notes)
+        tree = neutraliser.visit(tree)
+        if not neutraliser.changed:
+            return python
         ast.fix_missing_locations(tree)
-        return ast.unparse(tree) if _changed(python, tree) else python
+        return ast.unparse(tree)
     except UNPARSEABLE:
         return source  # the student process reports the error for this cell
-
-
-def _changed(python: str, tree: ast.AST) -> bool:
-    return ast.dump(ast.parse(python)) != ast.dump(tree)
 
 
 def _ipython_method(node: ast.AST) -> str | None:
@@ -103,12 +112,14 @@ def _literal_args(node: ast.Call) -> list:
 class _Neutraliser(ast.NodeTransformer):
     def __init__(self, number: int, notes: list[str]):
         self.number, self.notes = number, notes
+        self.changed = False
 
     def visit_Expr(self, node: ast.Expr):
         method = _ipython_method(node.value)
         if method == "run_cell_magic":
             assert isinstance(node.value, ast.Call)  # _ipython_method found a call
             name, _line, body = (_literal_args(node.value) + ["", "", ""])[:3]
+            self.changed = True
             if name in BODY_CELL_MAGICS:
                 return ast.parse(to_python(body, self.number, self.notes)).body or ast.Pass()
             self.notes.append(f"cell {self.number}: the %%{name} cell magic is not run by the grader")
@@ -119,6 +130,7 @@ class _Neutraliser(ast.NodeTransformer):
         method = _ipython_method(node)
         if method is None:
             return self.generic_visit(node)
+        self.changed = True
         args = " ".join(str(a) for a in _literal_args(node))
         if method in ("system", "getoutput"):
             self.notes.append(f"cell {self.number}: shell command skipped (the grader never runs `!{args}`)")

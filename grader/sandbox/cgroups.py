@@ -32,27 +32,41 @@ class StudentGroup:
         for folder in self.folders:
             (folder / "cgroup.procs").write_text(str(pid))
 
-    def kill_and_remove(self) -> None:
-        """Kill whatever is left in the group and its subgroups, then remove them (waiting up to a second)."""
+    def kill_and_remove(self, wait: bool = True) -> None:
+        """Kill whatever is left in the group and its subgroups, then remove them (waiting up to a second).
+        With wait=False a group the kernel still holds is left for remove_left(), off the critical path."""
         for folder in self.folders:
             nested = sorted((Path(d) for d, _, _ in os.walk(folder)), key=lambda p: len(p.parts), reverse=True)
             for group in nested:
-                _empty_and_remove(group)
+                if not _empty_and_remove(group, 100 if wait else 1):
+                    _LEFT.append(group)
 
 
-def _empty_and_remove(folder: Path) -> None:
-    for _ in range(100):
+_LEFT: list[Path] = []  # groups of killed processes that the kernel had not released yet
+
+
+def remove_left() -> None:
+    """Remove the groups kill_and_remove(wait=False) left, waiting for the kernel to release them."""
+    while _LEFT:
+        _empty_and_remove(_LEFT.pop(), 100)
+
+
+def _empty_and_remove(folder: Path, attempts: int) -> bool:
+    """Kill the group's processes and remove it; False if it is still there after attempts tries."""
+    for _ in range(attempts):
         try:
             pids = [int(p) for p in (folder / "cgroup.procs").read_text().split()]
         except OSError:
-            return
+            return True
         for pid in pids:
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
         with contextlib.suppress(OSError):
             folder.rmdir()
-            return
-        time.sleep(0.01)
+            return True
+        if attempts > 1:
+            time.sleep(0.01)
+    return False
 
 
 def _current(controller: str) -> Path | None:

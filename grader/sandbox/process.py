@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -89,10 +90,12 @@ class StudentProcess:
         self.max_reply_bytes, self.group = max_reply_bytes, group
         self.proc: subprocess.Popen | None = None
         self.peak_mb = 0.0
+        self.spawned_at = 0.0
         self._next_id = 0
 
-    def start(self) -> dict:
-        """Spawn the process, send the setup, and wait for its ready message."""
+    def spawn(self) -> None:
+        """Start the process and send it the setup, without waiting for it (wait_ready does)."""
+        self.spawned_at = time.monotonic()
         request_r, self.request_w = os.pipe()
         self.reply_r, reply_w = os.pipe()
         with open(self.output, "ab") as out:
@@ -104,7 +107,10 @@ class StudentProcess:
         os.close(reply_w)
         self.group.add(self.proc.pid)  # before the setup: no student code has run yet
         self._send(json.dumps(self.setup).encode())
-        return self._receive(0, time.monotonic() + READY_TIMEOUT)
+
+    def wait_ready(self) -> dict:
+        """The ready message of a spawned process (ProcessTimeout, ProcessDied)."""
+        return self._receive(0, self.spawned_at + READY_TIMEOUT)
 
     def request(self, message: dict, timeout: float) -> dict:
         """Send one request; return its reply, or raise ProcessTimeout / ProcessDied."""
@@ -197,7 +203,7 @@ class StudentProcess:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait()
-        self.group.kill_and_remove()
+        self.group.kill_and_remove(wait=False)  # what the kernel still holds: cgroups.remove_left()
         for fd in (self.request_w, self.reply_r):
             try:
                 os.close(fd)
@@ -225,6 +231,7 @@ class StudentSession:
     timings: dict[str, float] = field(default_factory=lambda: {"start": 0.0, "cells": 0.0, "calls": 0.0})
     restarts: int = 0
     _process: StudentProcess | None = None
+    _pending: StudentProcess | None = None  # spawned, not yet waited for
     _skipped: set[int] = field(default_factory=set)
     _processes: list[StudentProcess] = field(default_factory=list)
     _timeouts: dict[str, int] = field(default_factory=dict)
@@ -247,29 +254,42 @@ class StudentSession:
     def _output_size(self) -> int:
         return self.output_path.stat().st_size if self.output_path.exists() else 0
 
+    def spawn(self) -> None:
+        """Start the next student process now, so that it boots while the grader goes on; ensure_started
+        waits for it."""
+        if self._pending is None and not self.unavailable:
+            self._pending = self._spawn_process()
+
+    def _spawn_process(self) -> StudentProcess:
+        uid, gid = prepare_sandbox(self.sandbox, self.identity)
+        root = self.sandbox.parent / f"root-{len(self._processes)}"
+        root.mkdir(mode=0o700)
+        process = StudentProcess(self.sandbox, self.output_path, {
+            "sandbox": str(self.sandbox), "root": str(root), "uid": uid, "gid": gid,
+            "project_root": str(PROJECT_ROOT), "cells": self.cells,
+            "forbidden": list(self.forbidden_modules),
+            "memory_mb": self.limits.memory_mb, "cpu_seconds": self.limits.cpu_seconds,
+            "disk_mb": self.limits.disk_mb, "namespaces": os.environ.get(SIMULATE_ENV) != "no-namespaces",
+            "audit_hook": os.environ.get(AUDIT_HOOK_ENV, "1") != "0"},
+            self.limits.reply_mb << 20,
+            cgroups.create(MAX_TASKS, (self.limits.memory_mb + self.limits.disk_mb + 512) << 20))
+        self._processes.append(process)
+        try:
+            process.spawn()
+        except BrokenPipeError:
+            pass  # it died before reading its setup: wait_ready says how
+        return process
+
     def ensure_started(self) -> StudentProcess:
         """Return a live process that has run the notebook's cells, starting one if needed."""
         if self._process is not None and self._process.alive:
             return self._process
         if self._process is not None or self.cell_logs:
             self.restarts += 1
-        uid, gid = prepare_sandbox(self.sandbox, self.identity)
         while True:
-            began = time.monotonic()
-            root = self.sandbox.parent / f"root-{len(self._processes)}"
-            root.mkdir(mode=0o700)
-            process = StudentProcess(self.sandbox, self.output_path, {
-                "sandbox": str(self.sandbox), "root": str(root), "uid": uid, "gid": gid,
-                "project_root": str(PROJECT_ROOT), "cells": self.cells,
-                "forbidden": list(self.forbidden_modules),
-                "memory_mb": self.limits.memory_mb, "cpu_seconds": self.limits.cpu_seconds,
-                "disk_mb": self.limits.disk_mb, "namespaces": os.environ.get(SIMULATE_ENV) != "no-namespaces",
-                "audit_hook": os.environ.get(AUDIT_HOOK_ENV, "1") != "0"},
-                self.limits.reply_mb << 20,
-                cgroups.create(MAX_TASKS, (self.limits.memory_mb + self.limits.disk_mb + 512) << 20))
-            self._processes.append(process)
+            process, self._pending = self._pending or self._spawn_process(), None
             try:
-                ready = process.start()
+                ready = process.wait_ready()
             except (ProcessTimeout, ProcessDied) as exc:
                 process.kill()
                 if self.cell_logs:  # it started before: what changed since is the student's doing
@@ -285,7 +305,7 @@ class StudentSession:
             except SandboxError:
                 process.kill()
                 raise
-            self.timings["start"] += time.monotonic() - began
+            self.timings["start"] += time.monotonic() - process.spawned_at
             began = time.monotonic()
             finished = self._run_cells(process)
             self.timings["cells"] += time.monotonic() - began
@@ -380,10 +400,11 @@ class StudentSession:
         return max((p.peak_mb for p in self._processes), default=0.0)
 
     def close(self) -> None:
-        """Stop the student process."""
-        if self._process is not None:
-            self._process.kill()
-            self._process = None
+        """Stop the student process (and one spawned but never used)."""
+        for process in (self._process, self._pending):
+            if process is not None:
+                process.kill()
+        self._process = self._pending = None
 
 
 def budget_exceeded(budget: float) -> str:
@@ -436,15 +457,18 @@ def check_isolation(report: dict[str, str], mode: str) -> dict[str, str]:
     return report
 
 
-def probe_sandbox(mode: str, identity: str = DEFAULT_IDENTITY) -> dict[str, str]:
-    """Start one empty student process to check what the machine allows; SandboxError if strict fails."""
+@contextlib.contextmanager
+def probing_sandbox(mode: str, identity: str = DEFAULT_IDENTITY) -> Iterator[None]:
+    """Start one empty student process to check what the machine allows, let the caller work while it boots,
+    then check it: SandboxError (on leaving the block) if --sandbox strict cannot hold."""
     import tempfile
     with tempfile.TemporaryDirectory(prefix="grader-probe-") as tmp:
         sandbox = Path(tmp) / "sandbox"
         sandbox.mkdir()
         session = StudentSession([], sandbox, Limits(), sandbox_mode=mode, identity=identity)
         try:
+            session.spawn()
+            yield
             session.ensure_started()
-            return session.isolation
         finally:
             session.close()

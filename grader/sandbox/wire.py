@@ -1,6 +1,7 @@
 """Data-only messages between the grader and the student process.
 
-A message is a JSON header followed by raw ``.npy`` blobs. Only these kinds cross:
+A message is a JSON header followed by the arrays' raw bytes (dtype and shape are in the header).
+Only these kinds cross:
 None, bool, int, float, str, plain NumPy arrays of numeric or bool dtype, NumPy scalars,
 and tuples, lists and dicts of those. Nothing is pickled, so a value cannot carry code or
 lie about itself: an ndarray subclass arrives as a plain ndarray.
@@ -9,8 +10,9 @@ This module is imported by both processes and must depend on nothing but NumPy.
 """
 from __future__ import annotations
 
-import io
 import json
+import math
+import re
 import struct
 
 import numpy as np
@@ -18,8 +20,9 @@ import numpy as np
 MAX_DEPTH = 32
 MAX_NDIM = 32
 MAX_ELEMENTS = 1 << 28
-MAX_HEADER_BYTES = 4 << 20  # the JSON part of a message (arrays travel as .npy blobs beside it)
+MAX_HEADER_BYTES = 4 << 20  # the JSON part of a message (arrays' bytes travel beside it)
 ALLOWED_KINDS = set("biufc")
+DTYPE = re.compile(r"[<>|][biufc][0-9]{1,2}")  # numpy's dtype.str of a plain numeric or bool dtype
 _LEN = struct.Struct("!Q")
 FRAME_HEADER = 8  # every frame on the pipes: its payload's length (8 bytes, big-endian), then the payload
 
@@ -70,10 +73,9 @@ def _encode(value, blobs: list[bytes], depth: int):
         array = np.asarray(value)
         if array.dtype.kind not in ALLOWED_KINDS or array.dtype.fields is not None:
             raise WireError(f"arrays of dtype {array.dtype} cannot be sent; use a numeric dtype")
-        buffer = io.BytesIO()
-        np.lib.format.write_array(buffer, np.asarray(array, order="C").view(np.ndarray), allow_pickle=False)
-        blobs.append(buffer.getvalue())
-        return {"__ndarray__": len(blobs) - 1, "scalar": isinstance(value, np.generic)}
+        blobs.append(np.ascontiguousarray(array).tobytes())
+        return {"__ndarray__": len(blobs) - 1, "dtype": array.dtype.str, "shape": list(array.shape),
+                "scalar": isinstance(value, np.generic)}
     if type(value) is tuple:
         return {"__tuple__": [_encode(v, blobs, depth + 1) for v in value]}
     if type(value) is list:
@@ -96,7 +98,7 @@ def _decode(node, blobs: list[bytes], depth: int):
         return node
     if type(node) is list:
         return [_decode(v, blobs, depth + 1) for v in node]
-    if type(node) is not dict or len(node) not in (1, 2):
+    if type(node) is not dict or len(node) not in (1, 4):
         raise WireError("malformed message")
     if "__float__" in node:
         return float(node["__float__"])
@@ -110,35 +112,24 @@ def _decode(node, blobs: list[bytes], depth: int):
         index = node["__ndarray__"]
         if type(index) is not int or not 0 <= index < len(blobs):
             raise WireError("malformed array reference")
-        array = _read_checked_array(blobs[index])
-        if type(array) is not np.ndarray or array.dtype.kind not in ALLOWED_KINDS:
-            raise WireError("array of a refused dtype")
-        return array[()] if node.get("scalar") else array
+        array = _checked_array(blobs[index], node.get("dtype"), node.get("shape"))
+        return array[()] if node.get("scalar") is True else array
     raise WireError("malformed message")
 
 
-def _read_checked_array(blob: bytes) -> np.ndarray:
-    """Parse a .npy blob, refusing a bad dtype or an implausible shape before any conversion."""
-    stream = io.BytesIO(blob)
-    try:
-        version = np.lib.format.read_magic(stream)
-        if version == (1, 0):
-            shape, _, dtype = np.lib.format.read_array_header_1_0(stream)
-        elif version == (2, 0):
-            shape, _, dtype = np.lib.format.read_array_header_2_0(stream)
-        else:
-            raise WireError(f"unsupported array format {version}")
-    except ValueError as exc:
-        raise WireError(f"malformed array ({exc})") from None
+def _checked_array(blob: bytes, dtype_str, shape) -> np.ndarray:
+    """An array from its raw bytes, refusing a bad dtype, an implausible shape or a size that does not match."""
+    if type(dtype_str) is not str or not DTYPE.fullmatch(dtype_str):
+        raise WireError("array of a refused dtype")
+    dtype = np.dtype(dtype_str)
     if dtype.kind not in ALLOWED_KINDS or dtype.fields is not None or dtype.hasobject:
         raise WireError("array of a refused dtype")
-    if len(shape) > MAX_NDIM or any(type(n) is not int or n < 0 for n in shape):
+    if type(shape) is not list or len(shape) > MAX_NDIM or any(type(n) is not int or n < 0 for n in shape):
         raise WireError("array of an implausible shape")
-    count = int(np.prod(shape, dtype=np.int64)) if shape else 1
-    if count > MAX_ELEMENTS or count * dtype.itemsize > len(blob):
-        raise WireError("array larger than its data")
-    stream.seek(0)
-    return np.lib.format.read_array(stream, allow_pickle=False)
+    count = math.prod(shape)  # exact: a shape cannot overflow into a plausible size
+    if count > MAX_ELEMENTS or count * dtype.itemsize != len(blob):
+        raise WireError("array whose size does not match its data")
+    return np.frombuffer(blob, dtype=dtype).reshape(shape).copy()
 
 
 def dumps(message) -> bytes:

@@ -77,6 +77,12 @@ def parse_markers(item: pytest.Item, functions: tuple[str, ...]) -> Markers:
                    float(timeout[0]) if timeout else None)
 
 
+def register_markers(config: pytest.Config) -> None:
+    """Declare the grading markers (the runs use --strict-markers)."""
+    for marker, text in MARKERS.items():
+        config.addinivalue_line("markers", f"{marker}: {text}")
+
+
 class GradingPlugin:
     """pytest plugin: fixtures for hidden tests, marker checks, and outcome recording."""
 
@@ -92,8 +98,7 @@ class GradingPlugin:
     def pytest_configure(self, config: pytest.Config) -> None:
         config.stash[PLUGIN_KEY] = self
         config.option.tbstyle = "no"  # messages come from the exceptions; tracebacks would only cost time
-        for marker, text in MARKERS.items():
-            config.addinivalue_line("markers", f"{marker}: {text}")
+        register_markers(config)
 
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
         for item in items:
@@ -142,6 +147,35 @@ class GradingPlugin:
             outcome.message = f"the test could not check your result: {type(exc).__name__}: {exc}"
 
 
+# pytest's plugins that grading does not use; each one costs time on every one of a submission's tests
+UNUSED_PYTEST_PLUGINS = ("cacheprovider", "terminal", "logging", "warnings", "faulthandler", "doctest", "junitxml",
+                         "pastebin", "unittest", "stepwise", "threadexception", "unraisableexception")
+
+
+def _pytest_args(tests_dir: Path) -> list[str]:
+    unused = [arg for name in UNUSED_PYTEST_PLUGINS for arg in ("-p", f"no:{name}")]
+    return [str(tests_dir), "--rootdir", str(tests_dir), "-o", "addopts=", "--disable-plugin-autoload",
+            "--assert=plain", "--strict-markers", "--capture=no", *unused]
+
+
+def preload_hidden_tests(assignment: Assignment) -> None:
+    """Import the hidden test modules and the reference once, in a process that forks the grading workers:
+    each worker's pytest session then finds them imported, and starts from the same untouched copy.
+
+    TestSuiteError if the tests cannot be collected."""
+    from grader.testing.reference import load_reference
+    load_reference(assignment.master)
+    code = pytest.main([*_pytest_args(assignment.tests_dir), "--collect-only"], plugins=[_Collector(), fixtures])
+    if code != pytest.ExitCode.OK:
+        raise TestSuiteError(f"the hidden tests in {assignment.tests_dir} could not be collected (pytest exit code "
+                             f"{code}): check them with `pytest --collect-only` on that folder")
+
+
+class _Collector:
+    def pytest_configure(self, config: pytest.Config) -> None:
+        register_markers(config)
+
+
 def run_hidden_tests(plugin: GradingPlugin) -> list[Outcome]:
     """Run the assignment's tests with the plugin; return outcomes in collection order.
 
@@ -149,9 +183,7 @@ def run_hidden_tests(plugin: GradingPlugin) -> list[Outcome]:
     """
     tests_dir = plugin.assignment.tests_dir
     began = time.monotonic()
-    code = pytest.main([str(tests_dir), "--rootdir", str(tests_dir), "-o", "addopts=", "-p", "no:cacheprovider",
-                        "--assert=plain", "--strict-markers", "-p", "no:terminal"],
-                       plugins=[plugin, fixtures])
+    code = pytest.main(_pytest_args(tests_dir), plugins=[plugin, fixtures])
     if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
         raise TestSuiteError(f"the hidden tests in {tests_dir} could not run (pytest exit code {code}): "
                              "check them with `pytest --collect-only` on that folder")
