@@ -27,7 +27,7 @@ help:
 	@echo "make grade ... SHARD=i/N     grade a deterministic 1/N of the submissions"
 	@echo "make calibrate ASSIGNMENT=x  grade the solution and propose thresholds with a margin"
 	@echo "make solution-weights [ASSIGNMENT=keras_models]  retrain the committed solution weights (~13 min)"
-	@echo "make bench [COUNT=20]        time grading a realistic mix at JOBS=1 and JOBS=2; writes bench.json"
+	@echo "make bench [COUNT=26 RUNS=5] one-notebook latency (whole process) and a batch at JOBS=1 and 2; bench.json"
 
 install: $(VENV)/.installed
 
@@ -57,7 +57,8 @@ else
 	$(PY) -m grader grade $(ASSIGNMENT) $(SUBMISSIONS) $(GRADE_FLAGS)
 endif
 
-COUNT ?= 20
+COUNT ?= 26
+RUNS ?= 5
 
 calibrate: install
 	$(PY) -m grader calibrate $(ASSIGNMENT) $(ARGS)
@@ -66,7 +67,7 @@ solution-weights: install
 	$(PY) -m grader solution-weights $(if $(filter cnn_layers,$(ASSIGNMENT)),keras_models,$(ASSIGNMENT))
 
 bench: install
-	$(PY) -m grader bench --count $(COUNT) $(ARGS)
+	$(PY) -m grader bench --count $(COUNT) --runs $(RUNS) $(ARGS)
 
 assignments: install
 	$(PY) -m grader generate

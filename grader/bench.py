@@ -1,16 +1,27 @@
-"""Benchmark: grade a realistic mix of submissions and print where the time goes.
+"""Benchmark: how long a student waits for one notebook, how fast a batch goes, and where the time goes.
 
-    python -m grader bench [--assignments cnn_layers keras_models] [--count 20] [--jobs 1 2]
+    python -m grader bench [--runs 5] [--count 26]
 
-For each assignment it builds `count` submissions, a third each correct (the solution), buggy (the
-seeded bugs) and hostile (huge output, monkeypatched NumPy, a hanging function, a process that
-exits, a corrupt notebook), grades them once per --jobs value from scratch, and prints the median
-and p95 seconds per submission, the throughput, the split per phase, peak memory and, where the
-tests retrain models, the retraining cache hit rate. Figures go to bench.json too. Nothing here is
-part of the test suite.
+It measures, on this machine, with the sandbox on (--sandbox strict):
+
+- latency: one notebook (the solution) graded by a whole `python -m grader grade` process on a one-notebook
+  folder, as GitHub Classroom runs it, and by `python -m grader gradescope run`, as Gradescope's
+  run_autograder runs it (minus the venv activation); median and p95 of --runs runs. keras_models is
+  measured cold (an empty retraining cache for every run) and warm (the cache the cold runs filled);
+- batch: a mix of --count cnn_layers submissions (a third correct, a third with seeded bugs, a third
+  hostile: huge output, monkeypatched NumPy, an infinite loop, os._exit, a corrupt notebook) graded by one
+  command at --jobs 1 and --jobs 2: wall seconds per notebook;
+- phases: the mean seconds per phase of grading (from the results' own timings);
+- the wire: seconds per round trip of a small call to the student process, and what starting a student
+  process costs with every sandbox layer and without the namespaces and private root;
+- peak memory of the grading worker and of the student process.
+
+It prints a table and writes the figures to bench.json, to compare two runs. Nothing here is part of the
+test suite, and nothing asserts a time.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import statistics
@@ -18,13 +29,15 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import nbformat
+from rich.console import Console
+from rich.table import Table
 
 from grader.authoring import notebooks
-from grader.config import PROJECT_ROOT, Assignment, load_assignment
-from grader.reports import render_reports
+from grader.config import PROJECT_ROOT, Assignment, Limits, load_assignment
 from grader.results import Results
 
 PHASES = ("ingest", "start", "cells", "calls", "tests", "train_eval", "results")
@@ -73,57 +86,159 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else 0.0
 
 
-def measure(assignment: Assignment, submissions: Path, jobs: int, cache: Path) -> dict:
-    """Grade the mix once from scratch with `jobs` workers and summarize the figures."""
-    reports = Path(tempfile.mkdtemp(prefix="bench-reports-"))
+def _stats(seconds: list[float]) -> dict:
+    return {"runs": len(seconds), "median_seconds": round(statistics.median(seconds), 3),
+            "p95_seconds": round(_percentile(seconds, 0.95), 3), "all_seconds": [round(s, 3) for s in seconds]}
+
+
+def _phases(results: list[Results]) -> dict[str, float]:
+    return {phase: round(statistics.mean(r.meta.timings.get(phase, 0.0) for r in results), 4) for phase in PHASES}
+
+
+def _peak(results: list[Results]) -> dict[str, float]:
+    return {who: round(max((r.meta.peak_rss_mb.get(who, 0.0) for r in results), default=0.0), 1)
+            for who in ("grader", "student")}
+
+
+def _timed(command: list[str], cache: Path) -> float:
     env = {**os.environ, "GRADER_CACHE_DIR": str(cache)}
     began = time.monotonic()
-    subprocess.run([sys.executable, "-m", "grader", "grade", assignment.ref, str(submissions), "--reports",
-                    str(reports), "--jobs", str(jobs), "--quiet", "--force", "--seed", "1"],
-                   cwd=PROJECT_ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
-    wall = time.monotonic() - began
+    subprocess.run(command, cwd=PROJECT_ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
+    return time.monotonic() - began
+
+
+def _grade_command(assignment: Assignment, submissions: Path, reports: Path, jobs: int) -> list[str]:
+    return [sys.executable, "-m", "grader", "grade", assignment.ref, str(submissions), "--reports", str(reports),
+            "--jobs", str(jobs), "--quiet", "--force", "--seed", "1", "--sandbox", "strict"]
+
+
+def latency(assignment: Assignment, runs: int, root: Path, how: str) -> dict:
+    """Whole-process seconds to grade one correct notebook; how: grade | gradescope, and cold | warm."""
+    folder = root / "one" / "student"
+    notebooks.write_submission(folder, assignment, notebooks.solution(notebooks.read(assignment.master)),
+                               list(assignment.submission_files))
+    tool, cache_state = how.split("-")
+    warm_cache = root / "cache-warm"
+    seconds, results = [], []
+    for run in range(runs):
+        cache = root / f"cache-cold-{run}" if cache_state == "cold" else warm_cache
+        reports = root / f"reports-{how}-{run}"
+        if tool == "gradescope":
+            reports.mkdir(parents=True)
+            command = [sys.executable, "-m", "grader", "gradescope", "run", str(assignment.folder), "--submission",
+                       str(folder), "--results", str(reports / "student" / "results.json")]
+        else:
+            command = _grade_command(assignment, folder.parent, reports, 1)
+        seconds.append(_timed(command, cache))
+        results.append(Results.read(reports / "student" / "results.json"))
+        if cache_state == "cold" and run == runs - 1:
+            cache.rename(warm_cache)
+    return {"assignment": assignment.name, "measure": f"one notebook, {tool}, {cache_state}", **_stats(seconds),
+            "score": f"{results[-1].score:g}/{results[-1].max_score:g}", "phases_mean_seconds": _phases(results),
+            "peak_rss_mb": _peak(results)}
+
+
+def batch(assignment: Assignment, submissions: Path, jobs: int, cache: Path) -> dict:
+    """Grade the mix once from scratch with `jobs` workers: wall seconds per notebook, phases, memory."""
+    reports = Path(tempfile.mkdtemp(prefix="bench-reports-"))
+    wall = _timed(_grade_command(assignment, submissions, reports, jobs), cache)
     results = [Results.read(p) for p in sorted(reports.glob("*/results.json"))]
-    seconds = [r.execution_time for r in results]
-    phases = {phase: statistics.mean(r.meta.timings.get(phase, 0.0) for r in results)
-              for phase in PHASES}
+    return {"assignment": assignment.name, "measure": f"batch of {len(results)}, --jobs {jobs}",
+            "wall_seconds": round(wall, 2), "seconds_per_notebook": round(wall / len(results), 3),
+            "median_seconds": round(statistics.median(r.execution_time for r in results), 3),
+            "p95_seconds": round(_percentile([r.execution_time for r in results], 0.95), 3),
+            "phases_mean_seconds": _phases(results), "peak_rss_mb": _peak(results)}
+
+
+def wire_and_sandbox(root: Path, calls: int = 300, starts: int = 5) -> dict:
+    """Seconds per round trip of a small call, and student-process start seconds with and without namespaces."""
+    import numpy as np
+
+    from grader.sandbox.process import SIMULATE_ENV, StudentSession
+
+    def session(folder: Path) -> StudentSession:
+        folder.mkdir(parents=True)
+        (folder / "sandbox").mkdir()
+        return StudentSession(["def echo(x):\n    return x"], folder / "sandbox", Limits(), sandbox_mode="best-effort")
+
+    def start_seconds(label: str) -> float:
+        seconds = []
+        for i in range(starts):
+            one = session(root / f"start-{label}-{i}")
+            began = time.monotonic()
+            one.ensure_started()
+            seconds.append(time.monotonic() - began)
+            one.close()
+        return round(statistics.median(seconds), 4)
+
+    figures = {"student_start_all_layers_seconds": start_seconds("all")}
+    previous = os.environ.get(SIMULATE_ENV)
+    os.environ[SIMULATE_ENV] = "no-namespaces"
+    try:
+        figures["student_start_without_namespaces_seconds"] = start_seconds("no-ns")
+    finally:
+        os.environ.pop(SIMULATE_ENV) if previous is None else os.environ.update({SIMULATE_ENV: previous})
+    one = session(root / "calls")
+    x = np.ones((2, 3, 8, 8))
+    one.call("echo", (x,), {}, 5.0)
     began = time.monotonic()
-    render_reports(assignment, reports, [r.student for r in results])
-    phases["reports"] = (time.monotonic() - began) / len(results)
-    cached = [bool(hit) for r in results for t in r.tests
-              for key, hit in t.metrics.items() if key.endswith("retrain_cached")]
-    memory = [r.meta.peak_rss_mb for r in results]
-    return {
-        "assignment": assignment.name, "jobs": jobs, "submissions": len(results), "wall_seconds": round(wall, 2),
-        "median_seconds": round(statistics.median(seconds), 3), "p95_seconds": round(_percentile(seconds, 0.95), 3),
-        "throughput_per_minute": round(60 * len(results) / wall, 2),
-        "seconds_per_submission_at_throughput": round(wall / len(results), 3),
-        "phases_mean_seconds": {k: round(v, 4) for k, v in phases.items()},
-        "peak_rss_mb": {"grader": round(max((m.get("grader", 0) for m in memory), default=0), 1),
-                        "student": round(max((m.get("student", 0) for m in memory), default=0), 1)},
-        "retrain_cache_hit_rate": round(sum(cached) / len(cached), 3) if cached else None,
-    }
+    for _ in range(calls):
+        one.call("echo", (x,), {}, 5.0)
+    figures["round_trip_ms"] = round(1000 * (time.monotonic() - began) / calls, 3)
+    one.close()
+    return figures
 
 
-def _print(figures: dict) -> None:
-    f = figures
-    print(f"{f['assignment']} JOBS={f['jobs']}: {f['submissions']} submissions in {f['wall_seconds']} s; "
-          f"median {f['median_seconds']} s, p95 {f['p95_seconds']} s per submission; "
-          f"{f['throughput_per_minute']} per minute ({f['seconds_per_submission_at_throughput']} s each)")
-    print("  phases (mean s): " + ", ".join(f"{k} {v}" for k, v in f["phases_mean_seconds"].items()))
-    print(f"  peak memory: grader {f['peak_rss_mb']['grader']} MB, student {f['peak_rss_mb']['student']} MB"
-          + (f"; retraining cache hit rate {f['retrain_cache_hit_rate']}" if f["retrain_cache_hit_rate"] is not None
-             else ""))
+def _table(figures: dict) -> Table:
+    table = Table(title="grader bench (seconds; this machine, --sandbox strict)")
+    for column in ("assignment", "measure", "median", "p95", "per notebook", "wall", "peak MB grader/student"):
+        table.add_column(column)
+    for row in figures["latency"] + figures["batch"]:
+        peak = row["peak_rss_mb"]
+        table.add_row(row["assignment"], row["measure"], str(row.get("median_seconds", "")),
+                      str(row.get("p95_seconds", "")), str(row.get("seconds_per_notebook", "")),
+                      str(row.get("wall_seconds", "")), f"{peak['grader']:g} / {peak['student']:g}")
+    return table
 
 
-def run_bench(assignments: list[str], count: int, jobs_values: list[int], out: Path) -> list[dict]:
-    """Build the mix per assignment, grade it once per worker count, print and write the figures."""
-    figures = []
-    for name in assignments:
-        assignment = load_assignment(name)
-        root = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
-        build_mix(assignment, count, root / "submissions")
-        for jobs in jobs_values:
-            figures.append(measure(assignment, root / "submissions", jobs, root / "cache"))
-            _print(figures[-1])
+def _phase_table(figures: dict) -> Table:
+    table = Table(title="phases: mean seconds per notebook")
+    table.add_column("measure")
+    for phase in PHASES:
+        table.add_column(phase)
+    for row in figures["latency"] + figures["batch"]:
+        table.add_row(f"{row['assignment']}: {row['measure']}", *(str(row["phases_mean_seconds"][p]) for p in PHASES))
+    return table
+
+
+def run_bench(runs: int, count: int, out: Path, console: Console | None = None) -> dict:
+    """Measure everything this module's docstring lists; print the tables and write the figures to out."""
+    console = console or Console()
+    root = Path(tempfile.mkdtemp(prefix="bench-"))
+    root.chmod(0o711)  # the student identity traverses to its sandbox
+    cnn, keras = load_assignment("cnn_layers"), load_assignment("keras_models")
+    steps: list[tuple[str, Callable[[], dict]]] = [
+        ("latency", lambda: latency(cnn, runs, root / "cnn-grade", "grade-warm")),
+        ("latency", lambda: latency(cnn, runs, root / "cnn-gradescope", "gradescope-warm")),
+        ("latency", lambda: latency(keras, runs, root / "keras", "grade-cold")),
+        ("latency", lambda: latency(keras, runs, root / "keras", "grade-warm")),
+    ]
+    build_mix(cnn, count, root / "mix")
+    steps += [("batch", functools.partial(batch, cnn, root / "mix", jobs, root / "mix-cache")) for jobs in (1, 2)]
+    figures: dict = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]}, "latency": [], "batch": []}
+    for kind, step in steps:
+        figures[kind].append(step())
+        row = figures[kind][-1]
+        console.print(f"{row['assignment']}: {row['measure']}: median {row['median_seconds']} s"
+                      + (f", {row['seconds_per_notebook']} s per notebook" if kind == "batch" else
+                         f", p95 {row['p95_seconds']} s"))
+    figures["wire"] = wire_and_sandbox(root / "wire")
+    console.print(_table(figures))
+    console.print(_phase_table(figures))
+    wire = figures["wire"]
+    console.print(f"wire: {wire['round_trip_ms']} ms per round trip of a small call; student process start "
+                  f"{wire['student_start_all_layers_seconds']} s with every sandbox layer, "
+                  f"{wire['student_start_without_namespaces_seconds']} s without the namespaces and private root")
     out.write_text(json.dumps(figures, indent=2) + "\n")
+    console.print(f"wrote {out}")
     return figures

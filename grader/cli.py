@@ -145,8 +145,7 @@ def _similarity(args: argparse.Namespace) -> int:
 
 def _bench(args: argparse.Namespace) -> int:
     from grader.bench import run_bench
-    run_bench(args.assignments, args.count, args.jobs, Path(args.out))
-    print(f"wrote {args.out}")
+    run_bench(args.runs, args.count, Path(args.out))
     return 0
 
 
@@ -257,11 +256,10 @@ def build_parser() -> argparse.ArgumentParser:
     similarity.add_argument("--threshold", type=float, default=0.8, help="flag pairs at or above this (0..1)")
     similarity.set_defaults(run=_similarity)
 
-    bench = commands.add_parser("bench", help="time grading a realistic mix of submissions; write bench.json",
+    bench = commands.add_parser("bench", help="time one notebook (whole process) and a batch; write bench.json",
                                 formatter_class=defaults)
-    bench.add_argument("--assignments", nargs="+", default=["cnn_layers", "keras_models"], help="assignments")
-    bench.add_argument("--count", type=int, default=20, help="submissions per assignment")
-    bench.add_argument("--jobs", type=int, nargs="+", default=[1, 2], help="worker counts to measure")
+    bench.add_argument("--runs", type=int, default=5, help="whole-process runs per latency figure")
+    bench.add_argument("--count", type=int, default=26, help="cnn_layers submissions in the batch mix")
     bench.add_argument("--out", default="bench.json", help="where to write the figures")
     bench.set_defaults(run=_bench)
 

@@ -24,7 +24,8 @@ DATASETS = ("mnist", "cifar10")
 
 @dataclass(frozen=True)
 class Limits:
-    """Resource limits of the student process."""
+    """Resource limits of the student process. A call or a cell is stopped once it has used call_timeout or
+    cell_timeout seconds of CPU time, or three times that plus 10 s on the clock (grader.sandbox.process.wall_cap)."""
     call_timeout: float = 10.0
     cell_timeout: float = 60.0
     memory_mb: int = 2048

@@ -71,3 +71,18 @@ def test_starter_replaces_solution_blocks_and_solution_drops_markers():
     assert "SOLUTION" not in solution and "return 2 * np.asarray(x)" in solution
     with pytest.raises(ValueError, match="exactly once"):
         notebooks.mutate(master, [("np.", "numpy.")])
+
+
+def test_run_magic_runs_a_file_submitted_beside_the_notebook(tmp_path):
+    """`%run helpers.py` runs the submitted file in the notebook's namespace; other %run forms are noted."""
+    from tests.conftest import read_results, run_grader, write_student
+    notebook = toy_notebook({"return 2 * np.asarray(x)": "return twice(x)"}, before=["%run helpers.py"])
+    folder = write_student(tmp_path / "subs", "alice", notebook).parent
+    (folder / "helpers.py").write_text("import numpy as np\n\ndef twice(x):\n    return 2 * np.asarray(x)\n")
+    run_grader("grade", str(TOY), str(tmp_path / "subs"), "--reports", str(tmp_path / "reports"), "--quiet")
+    results = read_results(tmp_path / "reports", "alice")
+    assert results["score"] == results["max_score"] == 11, results["tests"]
+    notes: list[str] = []
+    assert to_python("%run ../outside.py", 7, notes) == "None"
+    assert notes == ["cell 7: `%run ../outside.py` skipped: the grader runs `%run file.py` only for a .py file "
+                     "submitted beside the notebook, with no arguments"]

@@ -78,3 +78,65 @@ def test_every_layer_applies_as_root(session):
     assert report["filesystem"].startswith("minimal root") and report["processes"].startswith("PID namespace")
     assert report["identity"].startswith("uid 65534") and report["seccomp"].startswith("filter loaded")
     assert report["capabilities"].startswith("all dropped") and "weak" not in report
+
+
+TIMING = """
+import time
+def sleeps(seconds):
+    time.sleep(seconds)
+    return "woke"
+def spins():
+    while True:
+        pass
+"""
+
+
+def test_limits_count_cpu_time_so_a_slow_machine_changes_no_grade(tmp_path):
+    """A cell or call that waits (as on a loaded machine) past its limit, using little CPU, still finishes;
+    one that computes past it is stopped; one that never returns is stopped by the clock cap."""
+    from grader.errors import StudentError
+    from grader.sandbox.process import wall_cap
+    sandbox = tmp_path / "sandbox"
+    sandbox.mkdir()
+    limits = Limits(call_timeout=0.5, cell_timeout=0.5)
+    session = StudentSession([TIMING, "time.sleep(1.5)\nslept_cell = True"], sandbox, limits)
+    try:
+        assert session.call("sleeps", (1.5,), {}, 0.5)["value"] == "woke"
+        assert session.cell_logs[1].status == "ok", session.cell_logs[1]
+        with pytest.raises(StudentError, match=r"`spins` did not return within its limit of 0.5 s of CPU time"):
+            session.call("spins", (), {}, 0.5)
+        with pytest.raises(StudentError, match="did not return within"):
+            session.call("sleeps", (wall_cap(0.5) + 30,), {}, 0.5)
+    finally:
+        session.close()
+
+
+ENVIRONMENT = """
+import numpy as np
+def old_numpy():
+    return np.product([2, 3])
+def old_method():
+    return np.arange(3).ptp()
+def missing_module():
+    import scipy.special
+def forbidden_module():
+    import tensorflow as tf
+    return tf.constant(1)
+"""
+
+
+@pytest.mark.parametrize("name, hint", [
+    ("old_numpy", "the grader runs NumPy 2, which removed `product`: use np.prod instead"),
+    ("old_method", "the grader runs NumPy 2, which removed `ptp`"),
+    ("missing_module", "`scipy` is not installed where the grader runs your notebook"),
+    ("forbidden_module", "tensorflow is not available in this assignment's grading environment"),
+])
+def test_errors_the_environment_causes_say_so(tmp_path, name, hint):
+    sandbox = tmp_path / "sandbox"
+    sandbox.mkdir()
+    session = StudentSession([ENVIRONMENT], sandbox, Limits(), forbidden_modules=("tensorflow",))
+    try:
+        reply = session.call(name, (), {}, 10)
+    finally:
+        session.close()
+    assert reply["status"] == "raised" and hint in reply["error"], reply

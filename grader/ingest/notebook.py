@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import functools
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -132,11 +133,26 @@ class _Neutraliser(ast.NodeTransformer):
             return self.generic_visit(node)
         self.changed = True
         args = " ".join(str(a) for a in _literal_args(node))
-        if method in ("system", "getoutput"):
+        script = RUN_SCRIPT.fullmatch(args) if method == "run_line_magic" else None
+        if script:
+            return _run_script(script["path"])
+        if method == "run_line_magic" and args.startswith("run "):
+            self.notes.append(f"cell {self.number}: `%{args}` skipped: the grader runs `%run file.py` only for a "
+                              ".py file submitted beside the notebook, with no arguments")
+        elif method in ("system", "getoutput"):
             self.notes.append(f"cell {self.number}: shell command skipped (the grader never runs `!{args}`)")
         elif method != "run_line_magic" or not args.startswith(("matplotlib", "pinfo", "load_ext")):
             self.notes.append(f"cell {self.number}: magic skipped ({method} {args})")
         return ast.Constant(value=None)
+
+
+RUN_SCRIPT = re.compile(r"run (-i )?(?P<path>[\w\-][\w.\-/]*\.py)")  # %run of a file submitted with the notebook
+
+
+def _run_script(path: str) -> ast.expr:
+    """%run path.py, as the grader runs it: the file's code in the notebook's namespace (as %run -i)."""
+    code = f"exec(compile(open({path!r}, encoding='utf-8').read(), {path!r}, 'exec'), globals())"
+    return ast.parse(code, mode="eval").body
 
 
 DEFINITION_NODES = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)

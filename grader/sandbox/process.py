@@ -41,6 +41,24 @@ class ProcessTimeout(Exception):
     """The student process did not answer in time."""
 
 
+CPU_POLL = 0.1  # seconds between looks at the student's CPU time while it works on a request
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def wall_cap(cpu_limit: float) -> float:
+    """The wall-clock cap of a request limited to cpu_limit seconds of CPU time: generous enough that a
+    loaded machine cannot change a grade, finite for code that sleeps or blocks."""
+    return 3 * cpu_limit + 10
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """When a request has run too long: at a time.monotonic() value, or once the student process's CPU
+    time reaches cpu (None: no CPU limit)."""
+    wall: float
+    cpu: float | None = None
+
+
 class ProcessDied(Exception):
     """The student process exited or was killed; the message says how."""
 
@@ -110,23 +128,39 @@ class StudentProcess:
 
     def wait_ready(self) -> dict:
         """The ready message of a spawned process (ProcessTimeout, ProcessDied)."""
-        return self._receive(0, self.spawned_at + READY_TIMEOUT)
+        return self._receive(0, Deadline(self.spawned_at + READY_TIMEOUT))
 
-    def request(self, message: dict, timeout: float) -> dict:
-        """Send one request; return its reply, or raise ProcessTimeout / ProcessDied."""
+    def request(self, message: dict, cpu_limit: float, wall_limit: float) -> dict:
+        """Send one request; return its reply, or raise ProcessTimeout once the student process has used
+        cpu_limit seconds of CPU time on it or wall_limit seconds have passed; ProcessDied."""
         self._next_id = secrets.randbits(62) + 1  # unguessable: a frame forged in advance never matches
+        deadline = Deadline(time.monotonic() + wall_limit, self.cpu_seconds() + cpu_limit)
         try:
             self._send(wire.dumps(message | {"id": self._next_id}))
         except BrokenPipeError:
             raise ProcessDied(describe_exit(self._wait())) from None
-        return self._receive(self._next_id, time.monotonic() + timeout)
+        return self._receive(self._next_id, deadline)
+
+    def cpu_seconds(self) -> float:
+        """CPU time used so far by the student process (and the process that started it), 0 if unreadable."""
+        if self.proc is None:
+            return 0.0
+        total = 0
+        for pid in {self.proc.pid, self.student_pid()}:
+            try:
+                with open(f"/proc/{pid}/stat") as stat:
+                    fields = stat.read().rsplit(")", 1)[1].split()
+                total += int(fields[11]) + int(fields[12])  # utime, stime
+            except (OSError, ValueError, IndexError):
+                continue
+        return total / CLOCK_TICKS
 
     def _send(self, payload: bytes) -> None:
         data = memoryview(wire.frame(payload))
         while data:
             data = data[os.write(self.request_w, data):]
 
-    def _receive(self, request_id: int, deadline: float) -> dict:
+    def _receive(self, request_id: int, deadline: Deadline) -> dict:
         """The reply to request_id; stale replies (to earlier requests, or forged) are skipped."""
         while True:
             size = wire.frame_size(self._read(wire.FRAME_HEADER, deadline))
@@ -142,13 +176,15 @@ class StudentProcess:
             if isinstance(reply, dict) and reply.get("id") == request_id:
                 return reply
 
-    def _read(self, n: int, deadline: float) -> bytes:
+    def _read(self, n: int, deadline: Deadline) -> bytes:
         chunks, remaining = [], n
         while remaining:
-            wait = deadline - time.monotonic()
-            if wait <= 0 or not select.select([self.reply_r], [], [], wait)[0]:
+            wait = deadline.wall - time.monotonic()
+            if wait <= 0 or (deadline.cpu is not None and self.cpu_seconds() >= deadline.cpu):
                 self.kill()
                 raise ProcessTimeout()
+            if not select.select([self.reply_r], [], [], min(wait, CPU_POLL))[0]:
+                continue
             chunk = os.read(self.reply_r, min(remaining, 1 << 20))
             if not chunk:
                 raise ProcessDied(describe_exit(self._wait()))
@@ -169,7 +205,7 @@ class StudentProcess:
         started, where confinement forked into a new PID namespace, else the one started."""
         if self.proc is None:
             return 0
-        try:
+        try:  # read afresh every time: a pid remembered from a process that has died could be reused
             with open(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children") as children:
                 return int(children.read().split()[0])
         except (OSError, ValueError, IndexError):
@@ -323,16 +359,17 @@ class StudentSession:
                 raise StudentError(budget_exceeded(budget))
             offset = self._output_size()
             try:
-                reply = process.request({"op": "cell", "index": index}, min(self.limits.cell_timeout,
-                                                                             self._budget_left()))
+                reply = process.request({"op": "cell", "index": index}, self.limits.cell_timeout,
+                                        min(wall_cap(self.limits.cell_timeout), self._budget_left()))
             except ProcessTimeout:
                 if self.over_budget:
                     self._skip(index, "timeout", f"stopped when the submission's time budget of {budget:g} s ran "
                                f"out (each cell may take up to {self.limits.cell_timeout:g} s, all cells and calls "
                                f"together at most {budget:g} s)", offset)
                     raise StudentError(budget_exceeded(budget)) from None
-                self._skip(index, "timeout", f"did not finish within {self.limits.cell_timeout:g} s; "
-                           "the grader skipped it (an infinite loop, or training?)", offset)
+                self._skip(index, "timeout", f"did not finish within its limit of {self.limits.cell_timeout:g} s "
+                           f"of CPU time ({wall_cap(self.limits.cell_timeout):g} s on the clock); the grader "
+                           "skipped it (an infinite loop, or training?)", offset)
                 return False
             except ProcessDied as exc:
                 process.kill()
@@ -377,14 +414,15 @@ class StudentSession:
             self._models += 1
             request["model_path"] = str(self.sandbox / f".model-{self._models}.keras")
         try:
-            reply = process.request(request, min(timeout, self._budget_left()))
+            reply = process.request(request, timeout, min(wall_cap(timeout), self._budget_left()))
         except ProcessTimeout:
             if self.over_budget:
                 raise StudentError(budget_exceeded(self.limits.submission_budget) + f" (`{name}` was stopped)") \
                     from None
             self._timeouts[name] = self._timeouts.get(name, 0) + 1
-            raise StudentError(f"`{name}` did not return within {timeout:g} s (an infinite loop, or far too "
-                               "slow); the grader stopped it and runs the other tests in a fresh process") from None
+            raise StudentError(f"`{name}` did not return within its limit of {timeout:g} s of CPU time "
+                               f"({wall_cap(timeout):g} s on the clock): an infinite loop, or far too slow; the "
+                               "grader stopped it and runs the other tests in a fresh process") from None
         except ProcessDied as exc:
             raise StudentError(f"the student process died while running `{name}`: {exc}. "
                                "The grader runs the other tests in a fresh process") from None

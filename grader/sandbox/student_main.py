@@ -28,14 +28,37 @@ def _read_frame() -> bytes:
     return _read_exact(int.from_bytes(_read_exact(8), "big"))  # the framing of grader.sandbox.wire.frame
 
 
+# What NumPy 2 removed without saying what replaces it (NumPy's own message names the others)
+NUMPY2_REPLACEMENTS = {
+    "product": "np.prod", "cumproduct": "np.cumprod", "alltrue": "np.all", "sometrue": "np.any",
+    "int0": "np.intp", "uint0": "np.uintp", "bool8": "np.bool_", "in1d": "np.isin", "trapz": "np.trapezoid",
+    "msort": "np.sort(a, axis=0)", "asscalar": "a.item()", "alen": "len(a)", "rank": "np.ndim",
+    "ptp": "np.ptp(a) (the method is gone)", "itemset": "a[index] = value", "newbyteorder": "a.view(a.dtype.newbyteorder())",
+}
+
+
+def environment_hint(exc: BaseException) -> str:
+    """A line that explains an error the grading environment causes (NumPy 2, a module that is not there)."""
+    if isinstance(exc, AttributeError) and exc.name in NUMPY2_REPLACEMENTS:
+        owner = getattr(exc.obj, "__name__", type(exc.obj).__module__)
+        if str(owner).split(".")[0] == "numpy":
+            return (f"Hint: the grader runs NumPy 2, which removed `{exc.name}`: "
+                    f"use {NUMPY2_REPLACEMENTS[exc.name]} instead.")
+    if isinstance(exc, ModuleNotFoundError) and exc.name:  # a forbidden module's stub says so itself
+        return (f"Hint: `{exc.name}` is not installed where the grader runs your notebook; the notebook's first "
+                "cell lists what is.")
+    return ""
+
+
 def _student_traceback(exc: BaseException, limit: int = 3000) -> str:
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.startswith("<cell")]
     lines = [f"  {f.filename[1:-1]}, line {f.lineno}, in {f.name}\n    {f.line or ''}".rstrip() for f in frames]
     try:
         summary = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        hint = environment_hint(exc)
     except BaseException:
-        summary = type(exc).__name__
-    text = "\n".join(lines[-8:] + [summary])
+        summary, hint = type(exc).__name__, ""
+    text = "\n".join(lines[-8:] + [summary] + ([hint] if hint else []))
     return text[-limit:]
 
 
