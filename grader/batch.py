@@ -255,7 +255,8 @@ def grade_batch(assignment: Assignment, submissions_dir: Path, options: BatchOpt
     if todo:
         with probing_sandbox(options.sandbox):  # SandboxError before anyone is graded if strict cannot hold
             preload_renderers()
-            preload_hidden_tests(assignment)
+            if len(todo) > 1:  # one submission: its worker imports the tests while its student process boots
+                preload_hidden_tests(assignment)
     supervisor = Supervisor(assignment, options, seed, max_score_hint(done, reports))
     with _progress(options.progress) as progress, _signals_stop(supervisor):
         bar = progress.add_task("", total=len(submissions), completed=len(done))

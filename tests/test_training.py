@@ -450,10 +450,10 @@ def test_unsafe_key_is_refused(tmp_path, fake_training, what):
 
 
 # ---------------------------------------------------------------------------------------------
-# the evaluate_weights memo: exact config, weights bytes, inputs
+# the evaluate_weights cache: exact config, weights bytes, inputs
 
 
-def test_evaluate_weights_memo_keys_on_the_exact_config(tmp_path, monkeypatch):
+def test_evaluate_weights_cache_keys_on_the_exact_config(tmp_path, monkeypatch):
     data = tiny_dataset()
     evaluated = []
     real_accuracy = training._accuracy
@@ -463,7 +463,7 @@ def test_evaluate_weights_memo_keys_on_the_exact_config(tmp_path, monkeypatch):
         return real_accuracy(model, x, y, batch_size)
 
     monkeypatch.setattr(training, "_accuracy", counting_accuracy)
-    monkeypatch.setattr(training, "_EVAL_MEMO", {})
+    monkeypatch.setenv("GRADER_CACHE_DIR", str(tmp_path / "cache"))
     x = training.prepare_inputs(data.x_test, (None, 8, 8, 1), 1 / 255)
 
     def build():
@@ -474,7 +474,7 @@ def test_evaluate_weights_memo_keys_on_the_exact_config(tmp_path, monkeypatch):
     relu.save_weights(path)
     first = training.evaluate_weights(build(), path, x, data.y_test)
     assert len(evaluated) == 1
-    # the exact same config (explicit names), same file bytes, same inputs: a memo hit
+    # the exact same config (explicit names), same file bytes, same inputs: a cache hit (as for a later grader)
     assert training.evaluate_weights(build(), path, x, data.y_test) == first
     assert len(evaluated) == 1
     # the sigmoid model whose dense layer is named "sigmoid" (the old fingerprint's collision): its own result
@@ -495,12 +495,19 @@ def test_evaluate_weights_memo_keys_on_the_exact_config(tmp_path, monkeypatch):
     training.evaluate_weights(build(), other, x, data.y_test)
     training.evaluate_weights(build(), path, x[:-1], data.y_test[:-1])
     assert len(evaluated) == 5
+    # an entry the grader did not sign is not believed
+    for entry in (tmp_path / "cache" / "weights").glob("*.json"):
+        signed = json.loads(entry.read_text())
+        signed["entry"]["accuracy"] = 1.0
+        entry.write_text(json.dumps(signed))
+    assert training.evaluate_weights(build(), path, x, data.y_test) == first
+    assert len(evaluated) == 6
 
 
 def test_evaluate_weights_loads_the_bytes_it_hashed(tmp_path, monkeypatch):
     """The file is read once: the memo key's bytes are the bytes loaded, not a later version of the file."""
     data = tiny_dataset()
-    monkeypatch.setattr(training, "_EVAL_MEMO", {})
+    monkeypatch.setenv("GRADER_CACHE_DIR", str(tmp_path / "cache"))
     x = training.prepare_inputs(data.x_test, (None, 8, 8, 1), 1 / 255)
     model = lenet("relu", conv_name="c", dense_name="d")
     path = tmp_path / "m.weights.h5"

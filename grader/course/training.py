@@ -24,9 +24,9 @@ numpy subset. The same architecture, recipe and data give the same accuracy on t
 The recipes are fixed here; their thresholds live in the assignment's config ([thresholds]).
 Measured on the 2-core grading machine, see solutions/keras_models/assignment.toml.
 
-``evaluate_weights`` evaluates submitted weights, memoized per process by content (exact model
-config, sha256 of the weights file bytes, inputs), so one process grading several identical
-submissions evaluates once.
+``evaluate_weights`` evaluates submitted weights, cached the same way by content (exact model config,
+sha256 of the weights file bytes, inputs, versions), so a submission graded again, or an identical
+one, is evaluated once.
 
 ``train_solution_weights(assignment, data_dir)`` executes a master notebook with nbclient so
 that its training cells write the solution weights (``make solution-weights``, i.e.
@@ -659,9 +659,6 @@ def retrain_and_evaluate(model, dataset, recipe: Recipe, cache_dir=None) -> floa
 # ---------------------------------------------------------------------------------------------
 # submitted weights
 
-_EVAL_MEMO: dict[str, float] = {}
-
-
 def _digest_array(a: np.ndarray) -> str:
     a = np.ascontiguousarray(a)
     h = hashlib.sha256(f"{a.shape}{a.dtype.str}".encode())
@@ -669,33 +666,54 @@ def _digest_array(a: np.ndarray) -> str:
     return h.hexdigest()
 
 
-def _eval_memo_key(model, weights: bytes, x: np.ndarray, y: np.ndarray, batch_size: int) -> str:
-    """The exact model config (layer names included), the weights file bytes, the inputs and labels."""
+def _weights_key(model, weights: bytes, x: np.ndarray, y: np.ndarray, batch_size: int) -> str:
+    """The exact model config (layer names included), the weights file bytes, the inputs, the labels and the
+    TensorFlow/Keras versions."""
     return hashlib.sha256(_canonical_json({
         "config": _exact_config_digest(model), "weights": hashlib.sha256(weights).hexdigest(),
-        "x": _digest_array(x), "y": _digest_array(y), "batch_size": int(batch_size)})).hexdigest()
+        "x": _digest_array(x), "y": _digest_array(y), "batch_size": int(batch_size),
+        "versions": _versions()})).hexdigest()
 
 
-def evaluate_weights(model, weights_path, x: np.ndarray, y: np.ndarray, batch_size: int = 500) -> float:
+def _usable_secret(cache_dir) -> bytes | None:
+    try:
+        return _secret_key(cache_dir)
+    except OSError as exc:  # CacheKeyError, or the cache folder cannot be made: compute, uncached
+        warnings.warn(f"the grader's cache is not used: {exc}", RuntimeWarning, stacklevel=3)
+        return None
+
+
+def evaluate_weights(model, weights_path, x: np.ndarray, y: np.ndarray, batch_size: int = 500,
+                     cache_dir=None) -> float:
     """Accuracy of model with the weights file loaded, on inputs x (already preprocessed), labels y.
 
-    Memoized per process by the exact model config (not only its fingerprint), the sha256 of the
-    weights file bytes, and the digests of x and y. The bytes that were hashed are the bytes loaded:
-    the file is read once and loaded from a private copy. Raises whatever keras raises when the file
-    does not fit the architecture; the caller words the message.
+    Cached like retraining (authenticated entries, under <cache root>/weights) by the exact model config
+    (not only its fingerprint), the sha256 of the weights file bytes, the digests of x and y and the
+    versions: the same submission graded again is not evaluated again. The bytes that were hashed are the
+    bytes loaded: the file is read once and loaded from a private copy. Raises whatever keras raises when
+    the file does not fit the architecture; the caller words the message.
     """
     weights_path = Path(weights_path)
     weights = weights_path.read_bytes()
     y = np.asarray(y)
-    key = _eval_memo_key(model, weights, x, y, batch_size)
-    if key not in _EVAL_MEMO:
-        with tempfile.TemporaryDirectory(prefix="grader-weights-") as tmp:
-            private = Path(tmp) / weights_path.name
-            private.write_bytes(weights)
-            check_hdf5_weights(private, 4 * model.count_params() + 65_536)  # weights and an optimizer's state
-            model.load_weights(str(private))
-        _EVAL_MEMO[key] = _accuracy(model, x, y, batch_size)
-    return _EVAL_MEMO[key]
+    key = _weights_key(model, weights, x, y, batch_size)
+    path = cache_root(cache_dir) / "weights" / f"{key}.json"
+    secret = _usable_secret(cache_dir)
+    if secret is not None and (entry := _read_cache(path, key, secret)) is not None:
+        return entry["accuracy"]
+    began = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="grader-weights-") as tmp:
+        private = Path(tmp) / weights_path.name
+        private.write_bytes(weights)
+        check_hdf5_weights(private, 4 * model.count_params() + 65_536)  # weights and an optimizer's state
+        model.load_weights(str(private))
+    accuracy = _accuracy(model, x, y, batch_size)
+    if secret is not None:
+        entry = {"accuracy": accuracy, "train_seconds": round(time.perf_counter() - began, 2),
+                 "kind": "submitted weights", "versions": _versions(), "created": time.time()}
+        with contextlib.suppress(OSError, ValueError):  # a read-only (or occupied) cache only costs time
+            _write_cache(path, key, secret, entry)
+    return accuracy
 
 
 # ---------------------------------------------------------------------------------------------

@@ -109,11 +109,13 @@ class StudentProcess:
         self.proc: subprocess.Popen | None = None
         self.peak_mb = 0.0
         self.spawned_at = 0.0
+        self.output_start = 0  # the size of the output log when this process started
         self._next_id = 0
 
     def spawn(self) -> None:
         """Start the process and send it the setup, without waiting for it (wait_ready does)."""
         self.spawned_at = time.monotonic()
+        self.output_start = self.output.stat().st_size if self.output.exists() else 0
         request_r, self.request_w = os.pipe()
         self.reply_r, reply_w = os.pipe()
         with open(self.output, "ab") as out:
@@ -140,6 +142,12 @@ class StudentProcess:
         except BrokenPipeError:
             raise ProcessDied(describe_exit(self._wait())) from None
         return self._receive(self._next_id, deadline)
+
+    def receive_cell(self, index: int, cpu_limit: float, wall_limit: float) -> dict:
+        """The reply the process sends after running cell index (it runs the cells unasked, in order), or
+        ProcessTimeout once the cell has used cpu_limit seconds of CPU time or wall_limit seconds from now."""
+        return self._receive(wire.cell_reply_id(index), Deadline(time.monotonic() + wall_limit,
+                                                                 self.cpu_seconds() + cpu_limit))
 
     def cpu_seconds(self) -> float:
         """CPU time used so far by the student process (and the process that started it), 0 if unreadable."""
@@ -278,12 +286,13 @@ class StudentSession:
     def output_path(self) -> Path:
         return self.sandbox.parent / "output.log"
 
-    def read_output(self, start: int) -> str:
-        """Captured output from byte offset start, truncated to the configured size."""
+    def read_output(self, start: int, end: int | None = None) -> str:
+        """Captured output from byte offset start to end (default: all of it), truncated to the configured size."""
         with open(self.output_path, "rb") as f:
             f.seek(start)
             data = f.read(self.limits.output_chars + 1)
-            total = f.seek(0, os.SEEK_END) - start
+            total = (f.seek(0, os.SEEK_END) if end is None else end) - start
+            data = data[:max(0, total)]
         text = data[:self.limits.output_chars].decode(errors="replace")
         return text + (f"\n... [output truncated: {total:,} bytes in all]" if total > self.limits.output_chars else "")
 
@@ -302,7 +311,7 @@ class StudentSession:
         root.mkdir(mode=0o700)
         process = StudentProcess(self.sandbox, self.output_path, {
             "sandbox": str(self.sandbox), "root": str(root), "uid": uid, "gid": gid,
-            "project_root": str(PROJECT_ROOT), "cells": self.cells,
+            "project_root": str(PROJECT_ROOT), "cells": self.cells, "skip": sorted(self._skipped),
             "forbidden": list(self.forbidden_modules),
             "memory_mb": self.limits.memory_mb, "cpu_seconds": self.limits.cpu_seconds,
             "disk_mb": self.limits.disk_mb, "namespaces": os.environ.get(SIMULATE_ENV) != "no-namespaces",
@@ -350,35 +359,44 @@ class StudentSession:
                 return process
 
     def _run_cells(self, process: StudentProcess) -> bool:
+        """Read the process's reply after each cell it runs; False if a cell hung or killed it (then skipped)."""
         budget = self.limits.submission_budget
+        mark = process.output_start
         for index in range(len(self.cells)):
             if index in self._skipped:
                 continue
             if self.over_budget:
                 process.kill()
                 raise StudentError(budget_exceeded(budget))
-            offset = self._output_size()
             try:
-                reply = process.request({"op": "cell", "index": index}, self.limits.cell_timeout,
-                                        min(wall_cap(self.limits.cell_timeout), self._budget_left()))
+                reply = process.receive_cell(index, self.limits.cell_timeout,
+                                             min(wall_cap(self.limits.cell_timeout), self._budget_left()))
             except ProcessTimeout:
                 if self.over_budget:
                     self._skip(index, "timeout", f"stopped when the submission's time budget of {budget:g} s ran "
                                f"out (each cell may take up to {self.limits.cell_timeout:g} s, all cells and calls "
-                               f"together at most {budget:g} s)", offset)
+                               f"together at most {budget:g} s)", mark)
                     raise StudentError(budget_exceeded(budget)) from None
                 self._skip(index, "timeout", f"did not finish within its limit of {self.limits.cell_timeout:g} s "
                            f"of CPU time ({wall_cap(self.limits.cell_timeout):g} s on the clock); the grader "
-                           "skipped it (an infinite loop, or training?)", offset)
+                           "skipped it (an infinite loop, or training?)", mark)
                 return False
             except ProcessDied as exc:
                 process.kill()
-                self._skip(index, "died", f"killed the student process ({exc}); the grader skipped it", offset)
+                self._skip(index, "died", f"killed the student process ({exc}); the grader skipped it", mark)
                 return False
+            end = self._output_end(reply.get("output_end"), mark)
             if index not in self.cell_logs:
                 self.cell_logs[index] = CellLog(index + 1, reply.get("status", "ok"), str(reply.get("error", "")),
-                                                self.read_output(offset))
+                                                self.read_output(mark, end))
+            mark = end
         return True
+
+    def _output_end(self, claimed: object, mark: int) -> int:
+        """Where a cell's output ends: as the student process says, if that is plausible (it only sorts the
+        student's own output between cells), else the log's current end."""
+        size = self._output_size()
+        return claimed if type(claimed) is int and mark <= claimed <= size else size
 
     @property
     def over_budget(self) -> bool:

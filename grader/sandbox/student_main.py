@@ -1,8 +1,8 @@
 """Entry point of the isolated student process (run as a script, never imported by the grader).
 
-It confines itself (grader.sandbox.confine), installs the audit hook (grader.sandbox.audit), then serves
-requests from the grader over two pipes: run a notebook cell, call a student function with data,
-or build a Keras model and save it as a .keras file. Replies are data only (grader.sandbox.wire).
+It confines itself (grader.sandbox.confine), installs the audit hook (grader.sandbox.audit), runs the
+notebook's cells in order (a reply after each), then serves requests from the grader over two pipes: call
+a student function with data, or build a Keras model and save it as a .keras file. Replies are data only (grader.sandbox.wire).
 Nothing in this process can reach the hidden tests, the expected values or the grader's memory.
 """
 import json
@@ -125,6 +125,19 @@ class Server:
             return {"status": "raised", "error": _student_traceback(exc)}
         return {"status": "ok"}
 
+    def run_cells(self, skip: set[int]) -> None:
+        """Run every cell in order, except those the grader skips, and reply after each (unasked: the grader
+        reads the replies as it needs them, so the cells run while it prepares its tests)."""
+        for index in range(len(self.cells)):
+            if index not in skip:
+                result = self.run_cell(index)
+                self._flush_output()
+                try:
+                    result["output_end"] = os.fstat(1).st_size  # where this cell's output ends in the log
+                except OSError:
+                    pass
+                self.reply(result, self.wire.cell_reply_id(index))
+
     def call(self, request: dict) -> dict:
         function = self.module.__dict__.get(request["name"])
         if function is None:
@@ -173,9 +186,7 @@ class Server:
             except EOFError:
                 return
             op, request_id = request.get("op"), request.get("id", 0)
-            if op == "cell":
-                self.reply(self.run_cell(request["index"]), request_id)
-            elif op == "call":
+            if op == "call":
                 self.reply(self.call(request), request_id)
             else:
                 self.reply({"status": "error", "error": f"unknown op {op!r}"}, request_id)
@@ -221,6 +232,7 @@ def main() -> None:
         audit.install(setup["sandbox"])
     server = Server(setup, wire)
     server.reply({"status": "ready", "isolation": report})
+    server.run_cells(set(setup["skip"]))
     server.serve()
 
 

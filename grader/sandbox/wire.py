@@ -41,6 +41,12 @@ class Status:
     ERROR = "error"
 
 
+def cell_reply_id(index: int) -> int:
+    """The id of the reply the student process sends, unasked, after running cell index (requests' ids are
+    positive)."""
+    return -(index + 1)
+
+
 def frame(payload: bytes) -> bytes:
     """One frame: the payload's length, then the payload."""
     return len(payload).to_bytes(FRAME_HEADER, "big") + payload
