@@ -41,10 +41,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
 from grader.config import PROJECT_ROOT, Assignment, load_assignment, tree_digest
 from grader.ingest.submissions import Submission, discover
+from grader.progress import batch_progress
 from grader.results import (
     GRADED,
     GRADER_ERROR,
@@ -201,11 +200,6 @@ def summary_of(results: Results) -> dict:
             or ("grader error" if results.meta.grader_error else "")}
 
 
-def _progress(enabled: bool) -> Progress:
-    return Progress(TextColumn("[bold]grading"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
-                    TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), disable=not enabled)
-
-
 def remove_superseded(reports: Path, submissions: list[Submission]) -> list[str]:
     """Remove report folders that an older grader named differently for a notebook graded now under another
     folder (e.g. student-2 before report_folder): each notebook has one row. Returns the folders removed."""
@@ -251,12 +245,12 @@ def grade_batch(assignment: Assignment, submissions_dir: Path, options: BatchOpt
         preload_renderers()
         probe_sandbox(options.sandbox)  # SandboxError before anyone is graded if --sandbox strict cannot hold
     supervisor = Supervisor(assignment, options, seed, max_score_hint(done, reports))
-    with _progress(options.progress) as progress, _signals_stop(supervisor):
+    with batch_progress(options.progress) as progress, _signals_stop(supervisor):
         bar = progress.add_task("", total=len(submissions), completed=len(done))
 
         def finished(summary: dict) -> None:
             done.append(summary)
-            progress.update(bar, advance=1, description=summary["name"])
+            progress.update(bar, advance=1, description=summary["name"], problem=summary["status"] != GRADED)
 
         try:
             supervisor.run(todo, finished)
