@@ -40,11 +40,14 @@ def band(fraction: float) -> str:
     return next(name for lowest, name, _ in BANDS if fraction >= lowest - 1e-9)
 
 
+def points_text(points: float, max_score: float) -> str:
+    """A mean number of points for people: one decimal out of 10 or more, two below."""
+    return f"{points:.{1 if max_score >= 10 else 2}f}"
+
+
 def mean_text(values: list[float], max_score: float) -> str:
-    """A mean for people: one decimal for scores out of 10 or more, two below; '-' for no values."""
-    if not values:
-        return "-"
-    return f"{statistics.fmean(values):.{1 if max_score >= 10 else 2}f}"
+    """The mean of values (see points_text); '-' for no values."""
+    return points_text(statistics.fmean(values), max_score) if values else "-"
 
 
 @dataclass
@@ -132,6 +135,10 @@ class FunctionRate:
     @property
     def rate(self) -> float:
         return self.mean / self.max if self.max else 0.0
+
+    @property
+    def mean_text(self) -> str:
+        return points_text(self.mean, self.max)
 
     @property
     def band(self) -> str:
