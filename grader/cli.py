@@ -67,7 +67,7 @@ def _grade(args: argparse.Namespace) -> int:
         submissions = select_students(submissions, args.student)
     if not args.quiet:
         print(f"grading {len(submissions)} submissions of {assignment.name} from {args.submissions} into {reports} "
-              f"({args.jobs} workers)", flush=True)
+              f"({args.jobs} worker{'' if args.jobs == 1 else 's'})", flush=True)
     began = time.monotonic()
     try:
         summaries = grade_batch(assignment, Path(args.submissions), BatchOptions(

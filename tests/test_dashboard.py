@@ -23,7 +23,7 @@ from grader.batch import grader_failure
 from grader.config import load_assignment
 from grader.ingest.submissions import Submission
 from grader.reports import render_reports
-from grader.reports.summary import band, family, histogram, mean_text, render_summary
+from grader.reports.summary import band, bin_width, family, histogram, mean_text, render_summary
 from grader.results import GRADED, GRADER_ERROR, NO_SUBMISSION, NOTEBOOK_PROBLEM, Results, RunRecord
 from tests.browser import Browser
 from tests.conftest import TOY, run_grader, toy_notebook, write_student
@@ -165,6 +165,10 @@ def test_histogram_bins_and_precision():
     assert [b["count"] for b in bars] == [2, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1]
     wide = histogram([0, 150, 200, 200], 200)["bars"]
     assert len(wide) == 20 and wide[-1]["count"] == 2 and sum(b["count"] for b in wide) == 4
+    assert [b["label"] for b in wide[:2]] == ["0–10", "10–20"]
+    keras = histogram([0, 31, 35], 35)["bars"]
+    assert len(keras) == 18 and keras[0]["label"] == "0–2" and [keras[i]["count"] for i in (0, 15, 17)] == [1, 1, 1]
+    assert [bin_width(t) for t in (12.5, 45, 400, 480, 1000)] == [1, 5, 20, 25, 50]
     assert mean_text([1, 2, 2], 11) == "1.7" and mean_text([0.5, 0.25], 1) == "0.38" and mean_text([], 5) == "-"
     assert [band(f) for f in (0, 0.2, 0.5, 0.8, 0.99, 1)] == ["none", "low", "mid", "high", "high", "full"]
 

@@ -26,8 +26,8 @@ from grader.reports.view import TEMPLATES, clean_text, fmt, function_of, is_hidd
 from grader.results import GRADED, GRADER_ERROR, STATUSES, Results, RunRecord, TestResult, write_atomic
 
 SCRIPT = TEMPLATES / "dashboard.js"
-MAX_INTEGER_BINS = 30  # a maximum score up to this gets one histogram bar per point; above, BINS bars
-BINS = 20
+MAX_INTEGER_BINS = 30  # a maximum score up to this gets one histogram bar per point
+MAX_BARS = 20          # above, at most this many bars of a round width
 # Colour bands of a fraction (of a function's points, or a pass rate): (lowest fraction, CSS name, legend)
 BANDS = ((1.0, "full", "100%"), (0.8, "high", "80% to 99%"), (0.5, "mid", "50% to 79%"),
          (1e-9, "low", "under 50%"), (0.0, "none", "0%"))
@@ -205,16 +205,28 @@ def student_row(assignment: Assignment, results: Results, functions: list[Column
         metrics=[measured.get(m.name) for m in metrics], seconds=float(results.execution_time or 0.0))
 
 
+def bin_width(top: float) -> float:
+    """A round bar width (1, 2, 5, 10, 20, 25, 50, ...) giving at most MAX_BARS bars up to top."""
+    for scale in (10 ** k for k in range(12)):
+        for step in (1, 2, 2.5, 5):
+            width = step * scale
+            if float(width).is_integer() and math.ceil(top / width) <= MAX_BARS:
+                return width
+    return top
+
+
 def histogram(scores: list[float], max_score: float) -> dict:
-    """The score distribution as SVG geometry: bars (x, y, width, height, count, label) in a 600 x 160 box."""
-    top = max(max_score, max(scores, default=0.0))
+    """The score distribution as SVG geometry: bars (x, y, width, height, count, label) in a 600 x 160 box.
+
+    Up to MAX_INTEGER_BINS points, one bar per point; above, bars of a round width (0-10, 10-20, ...)."""
+    top = max(max_score, max(scores, default=0.0), 1.0)
     if top <= MAX_INTEGER_BINS and float(top).is_integer():
         edges = [i - 0.5 for i in range(int(top) + 2)]
         labels = [str(i) for i in range(int(top) + 1)]
     else:
-        width = top / BINS if top else 1.0
-        edges = [i * width for i in range(BINS + 1)]
-        labels = [f"{fmt(edges[i])}–{fmt(edges[i + 1])}" for i in range(BINS)]
+        width = bin_width(top)
+        edges = [i * width for i in range(math.ceil(top / width) + 1)]
+        labels = [f"{fmt(edges[i])}–{fmt(edges[i + 1])}" for i in range(len(edges) - 1)]
     counts = [0] * len(labels)
     for score in scores:
         index = next((i for i in range(len(labels)) if score < edges[i + 1]), len(labels) - 1)
@@ -223,7 +235,7 @@ def histogram(scores: list[float], max_score: float) -> dict:
     step = 600 / len(labels)
     bars = [{"x": round(i * step + 1, 1), "width": round(step - 2, 1), "height": round(140 * c / tallest, 1),
              "y": round(150 - 140 * c / tallest, 1), "count": c, "label": labels[i]} for i, c in enumerate(counts)]
-    every = max(1, math.ceil(len(labels) / 15))  # at most ~15 axis labels
+    every = max(1, math.ceil(len(labels) / 12))  # at most 12 axis labels
     ticks = [{"x": round((i + 0.5) * step, 1), "label": labels[i]} for i in range(0, len(labels), every)]
     return {"bars": bars, "ticks": ticks, "tallest": tallest}
 
