@@ -11,6 +11,19 @@ REPORTS ?= reports/$(ASSIGNMENT)
 JOBS ?=
 SHARD ?=
 ARGS ?=
+COUNT ?= 26
+RUNS ?= 5
+GRADER_REPO ?=
+GRADER_REF ?= main
+
+# A misspelled variable must not silently do something else (`make grade SUBMISSION=x` would grade the samples):
+# any variable given on the command line that no target reads is an error.
+KNOWN_VARIABLES := PYTHON VENV ASSIGNMENT SUBMISSIONS REPORTS JOBS SHARD ARGS COUNT RUNS GRADER_REPO GRADER_REF \
+	GRADER_DATA_DIR
+UNKNOWN_VARIABLES := $(filter-out $(KNOWN_VARIABLES),$(foreach v,$(.VARIABLES),$(if $(filter command line,$(origin $(v))),$(v))))
+ifneq ($(UNKNOWN_VARIABLES),)
+$(error unknown variable $(UNKNOWN_VARIABLES); the Makefile reads: $(KNOWN_VARIABLES) (see make help))
+endif
 
 .PHONY: help install lint test grade samples assignments lock bench solution-weights calibrate
 
@@ -51,14 +64,12 @@ GRADE_FLAGS = --reports $(REPORTS) $(if $(JOBS),--jobs $(JOBS)) $(if $(SHARD),--
 
 grade: install
 ifeq ($(SUBMISSIONS),)
+	@echo "no SUBMISSIONS=dir given: grading the bundled sample submissions of $(ASSIGNMENT)"
 	$(PY) -m grader samples $(ASSIGNMENT) build/samples/$(ASSIGNMENT)
 	$(PY) -m grader grade $(ASSIGNMENT) build/samples/$(ASSIGNMENT) $(GRADE_FLAGS)
 else
 	$(PY) -m grader grade $(ASSIGNMENT) $(SUBMISSIONS) $(GRADE_FLAGS)
 endif
-
-COUNT ?= 26
-RUNS ?= 5
 
 calibrate: install
 	$(PY) -m grader calibrate $(ASSIGNMENT) $(ARGS)
@@ -79,8 +90,6 @@ lock:
 	@echo "review requirements.lock.new, restore the platform markers, and move it over requirements.lock"
 
 .PHONY: gradescope classroom-template
-GRADER_REPO ?=
-GRADER_REF ?= main
 
 gradescope: install
 	$(PY) -m grader gradescope build $(ASSIGNMENT) --out build/gradescope/$(notdir $(abspath $(ASSIGNMENT)))/autograder.zip

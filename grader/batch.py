@@ -41,12 +41,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
 from grader.config import PROJECT_ROOT, Assignment, load_assignment, tree_digest
 from grader.errors import GraderError
 from grader.grade import clean_stale_workdirs, grade_submission, stop_worker
 from grader.ingest.submissions import Submission, discover
+from grader.progress import batch_progress
 from grader.results import (
     GRADED,
     GRADER_ERROR,
@@ -205,13 +204,6 @@ def summary_of(results: Results) -> dict:
             or ("grader error" if results.meta.grader_error else "")}
 
 
-def _progress(enabled: bool) -> Progress:
-    """The progress bar, redrawn as each submission finishes (no refresh thread: workers fork from here)."""
-    return Progress(TextColumn("[bold]grading"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
-                    TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), disable=not enabled,
-                    auto_refresh=False)
-
-
 def remove_superseded(reports: Path, submissions: list[Submission]) -> list[str]:
     """Remove report folders that an older grader named differently for a notebook graded now under another
     folder (e.g. student-2 before report_folder): each notebook has one row. Returns the folders removed."""
@@ -258,12 +250,13 @@ def grade_batch(assignment: Assignment, submissions_dir: Path, options: BatchOpt
             if len(todo) > 1:  # one submission: its worker imports the tests while its student process boots
                 preload_hidden_tests(assignment)
     supervisor = Supervisor(assignment, options, seed, max_score_hint(done, reports))
-    with _progress(options.progress) as progress, _signals_stop(supervisor):
+    with batch_progress(options.progress) as progress, _signals_stop(supervisor):
         bar = progress.add_task("", total=len(submissions), completed=len(done))
 
         def finished(summary: dict) -> None:
             done.append(summary)
-            progress.update(bar, advance=1, description=summary["name"], refresh=True)
+            progress.update(bar, advance=1, description=summary["name"], problem=summary["status"] != GRADED,
+                            refresh=True)
 
         try:
             supervisor.run(todo, finished)

@@ -42,6 +42,16 @@ def _interrupt(signum: int, frame) -> None:
     raise KeyboardInterrupt  # SIGTERM outside the batch itself (which stops its workers first): as ^C
 
 
+def _record_run(reports: Path, summaries: list[dict], seconds: float, jobs: int, interrupted: bool = False) -> None:
+    """Keep the run's wall time and counts in REPORTS (the dashboard shows them)."""
+    from datetime import UTC, datetime
+
+    from grader.results import RunRecord
+    graded = sum(1 for s in summaries if not s.get("skipped"))
+    RunRecord(wall_seconds=round(seconds, 2), graded=graded, unchanged=len(summaries) - graded, jobs=jobs,
+              finished=datetime.now(UTC).isoformat(timespec="seconds"), interrupted=interrupted).write(reports)
+
+
 def _grade(args: argparse.Namespace) -> int:
     from grader.batch import BatchInterrupted, BatchOptions, grade_batch, problem_lines, summary_line
     if threading.current_thread() is threading.main_thread():
@@ -55,15 +65,20 @@ def _grade(args: argparse.Namespace) -> int:
         submissions = select_shard(submissions, args.shard)
     if args.student:
         submissions = select_students(submissions, args.student)
+    if not args.quiet:
+        print(f"grading {len(submissions)} submissions of {assignment.name} from {args.submissions} into {reports} "
+              f"({args.jobs} worker{'' if args.jobs == 1 else 's'})", flush=True)
     began = time.monotonic()
     try:
         summaries = grade_batch(assignment, Path(args.submissions), BatchOptions(
             reports=reports, jobs=args.jobs, force=args.force, seed=args.seed, data_dir=args.data_dir,
             progress=not args.quiet, sandbox=args.sandbox), submissions)
     except BatchInterrupted as stop:
+        _record_run(reports, stop.summaries, time.monotonic() - began, args.jobs, interrupted=True)
         render_reports(assignment, reports, [s["student"] for s in stop.summaries if not s.get("skipped")])
         print(stop.line)
         return EXIT_INTERRUPTED
+    _record_run(reports, summaries, time.monotonic() - began, args.jobs)
     written = render_reports(assignment, reports, [s.student for s in submissions])
     print(summary_line(summaries, time.monotonic() - began))
     for line in problem_lines(summaries):
@@ -206,7 +221,8 @@ def _add_grade_parser(commands: argparse._SubParsersAction) -> None:
                             "The gradebook and dashboard are still rendered from every result in REPORTS")
     grade.add_argument("--seed", type=int, help="seed for randomized test cases (default: kept per reports folder)")
     _add_data_dir(grade)
-    grade.add_argument("--quiet", action="store_true", help="no progress bar")
+    grade.add_argument("--quiet", action="store_true", help="no progress display (a bar on a terminal, "
+                       "a line per tenth of the class in a log)")
     grade.add_argument("--shard", help="grade only shard i/N of the submissions (e.g. 2/4), for parallel machines")
     grade.add_argument("--sandbox", choices=("strict", "best-effort"), default="strict",
                        help="strict refuses to grade where an essential sandbox layer cannot be applied; "

@@ -177,10 +177,16 @@ def _student_output(results: list[TestResult], session: StudentSession, problem:
     return "\n".join(lines)
 
 
+def cpu_seconds() -> float:
+    """CPU time (user + system) of this process and of its children that have ended."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def grade_submission(assignment: Assignment, submission: Submission, *, seed: int, data_dir: str | None = None,
                      sandbox_mode: str = "strict") -> Results:
     """Grade one submission and return its results model (nothing is written here)."""
-    began = time.monotonic()
+    began, began_cpu = time.monotonic(), cpu_seconds()
     timings: dict[str, float] = {}
     workdir = make_workdir(submission.student)
     sandbox, files = workdir / "sandbox", workdir / "files"
@@ -225,6 +231,7 @@ def grade_submission(assignment: Assignment, submission: Submission, *, seed: in
         timings["train_eval"] = sum(float(o.metrics.get("train_eval_seconds", 0.0)) for o in outcomes)
         timings["results"] = time.monotonic() - began_results
         meta.timings = {k: round(v, 4) for k, v in timings.items()}
+        meta.cpu_seconds = round(cpu_seconds() - began_cpu, 3)
         meta.peak_rss_mb = {"grader": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                             "student": session.peak_memory_mb}
         return Results(score=round(sum(t.score for t in tests), 6), max_score=sum(t.max_score for t in tests),

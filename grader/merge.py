@@ -6,7 +6,7 @@ from pathlib import Path
 
 from grader.config import Assignment, load_assignment
 from grader.errors import SubmissionsError
-from grader.results import Results
+from grader.results import Results, RunRecord
 
 
 def merge_reports(shards: list[Path], out: Path) -> tuple[Assignment, list[str]]:
@@ -31,4 +31,10 @@ def merge_reports(shards: list[Path], out: Path) -> tuple[Assignment, list[str]]
     for student, shard in owner.items():
         if (shard / student).resolve() != (out / student).resolve():
             shutil.copytree(shard / student, out / student, dirs_exist_ok=True)
+    records = [r for r in map(RunRecord.read, shards) if r is not None]
+    if records:  # the shards ran side by side: the class took as long as the longest
+        RunRecord(wall_seconds=max(r.wall_seconds for r in records), graded=sum(r.graded for r in records),
+                  unchanged=sum(r.unchanged for r in records), jobs=max(r.jobs for r in records),
+                  finished=max(r.finished for r in records), interrupted=any(r.interrupted for r in records),
+                  shards=len(records)).write(out)
     return load_assignment(refs.pop()), sorted(owner)

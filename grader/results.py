@@ -135,6 +135,7 @@ class SubmissionMeta:
     isolation: dict[str, str] = field(default_factory=dict)
     restarts: int = 0
     timings: dict[str, float] = field(default_factory=dict)
+    cpu_seconds: float = 0.0     # CPU time of the grader's worker and the student processes (0: not measured)
     peak_rss_mb: dict[str, float] = field(default_factory=dict)
     fingerprint: str = ""        # empty: not reusable, a rerun grades again
     grader_error: str = ""       # the grader's own fault; no score is recorded against the student
@@ -214,6 +215,43 @@ class Results:
     @classmethod
     def read(cls, path: Path) -> Results:
         return cls.from_json(json.loads(Path(path).read_text()))
+
+
+RUN_FILE = ".grader-run.json"  # REPORTS/.grader-run.json: the seed, and the last run's record
+
+
+@dataclass
+class RunRecord:
+    """The last `grade` (or `merge`) run on a reports folder: how long it took by the wall clock, and what it did.
+
+    The dashboard shows it beside the CPU time summed over the submissions (SubmissionMeta.cpu_seconds)."""
+    wall_seconds: float
+    graded: int                  # submissions graded by that run
+    unchanged: int = 0           # submissions left as they were (their results were current)
+    jobs: int = 1
+    finished: str = ""           # when it ended, ISO 8601 UTC
+    interrupted: bool = False
+    shards: int = 1              # a merge: how many shards, and wall_seconds is the longest shard's
+
+    @classmethod
+    def read(cls, reports: Path) -> RunRecord | None:
+        """The record kept in reports, or None (no run recorded, or an unreadable file)."""
+        try:
+            data = json.loads((Path(reports) / RUN_FILE).read_text())["last_run"]
+            known = {f.name for f in fields(cls)}
+            return cls(**{k: v for k, v in data.items() if k in known})
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def write(self, reports: Path) -> None:
+        """Keep this record in reports' run file, beside what the file already holds (the seed)."""
+        path = Path(reports) / RUN_FILE
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            data = {}
+        data = data if isinstance(data, dict) else {}
+        write_atomic(path, json.dumps(data | {"last_run": asdict(self)}, indent=2) + "\n")
 
 
 def read_reports(reports: Path) -> list[Results]:

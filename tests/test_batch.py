@@ -162,9 +162,9 @@ def test_a_dying_worker_is_charged_to_its_submission_alone(tmp_path):
     assert problems[2].startswith("  victim (grader error): the grader failed: the grading worker process was killed")
 
     summary = (reports / "summary.html").read_text()
-    errors = summary[summary.index('id="errors"'):summary.index('id="students"')]
+    errors = summary[summary.index('id="problems"'):]
     for name, status in (("victim", "grader error"), ("corrupt", "notebook problem"), ("nothing", "no submission")):
-        assert re.search(rf"<td>{name}</td><td>{status}</td>", errors), name
+        assert re.search(rf"<td><a href=\"{name}/feedback.html\">{name}</a></td><td>{status}</td>", errors), name
 
 
 def test_the_problem_list_shows_the_first_ten():

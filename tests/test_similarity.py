@@ -125,7 +125,10 @@ def test_a_renamed_copy_is_flagged(report):
     pairs, out = report
     assert pairs.get(frozenset(("original", "renamed_copy")), 0) > 0.95
     html = (out / "similarity.html").read_text()
-    assert "original and renamed_copy" in html and "conv2d_forward" in html
+    assert "Cluster 1: 2 students, 1 pair" in html and "original and renamed_copy" in html
+    assert '<a href="pairs/pair-001.html">view</a>' in html
+    page = (out / "pairs" / "pair-001.html").read_text()
+    assert "original and renamed_copy" in page and "conv2d_forward" in page and "default-src 'none'" in page
 
 
 def test_independent_solutions_in_another_style_are_not_flagged(report):
@@ -138,3 +141,34 @@ def test_the_untouched_starter_never_counts(report):
     pairs, _ = report
     assert not [pair for pair in pairs if pair & {"untouched1", "untouched2"}]
     assert len(pairs) == 1
+
+
+def test_the_report_stays_bounded_for_a_class_of_400(tmp_path):
+    """200 identical notebooks and 50 groups of 4: an index of 51 clusters, every pair in the CSV, and at most
+    MAX_PAIR_PAGES side-by-side pages, each cut to MAX_SOURCE_LINES lines per function."""
+    from grader.reports import similarity
+    assignment = load_assignment("cnn_layers")
+    long_source = "\n".join(f"    x{i} = {i}" for i in range(1000))
+    code = {}
+    for i in range(400):
+        group = 0 if i < 200 else 1 + (i - 200) // 4
+        tokens = [f"T{group}_{j % 40}" for j in range(60)]
+        code[f"s{i:03d}"] = {"conv2d_forward": similarity.FunctionCode(f"def conv2d_forward(x):\n{long_source}", tokens)}
+    pairs = similarity.write_report(assignment, code, tmp_path, 0.8)
+    assert len(pairs) == 200 * 199 // 2 + 50 * 6
+    with open(tmp_path / "similarity.csv") as f:
+        assert len(list(csv.DictReader(f))) == len(pairs)
+    index = (tmp_path / "similarity.html").read_text()
+    assert "in 51 clusters" in index and "Cluster 1: 200 students, 19900 pairs" in index
+    assert index.count("<section id=\"cluster-") == 51 and "s199" in index
+    pages = sorted((tmp_path / "pairs").glob("pair-*.html"))
+    assert len(pages) == similarity.MAX_PAIR_PAGES
+    assert index.count('<a href="pairs/pair-') == len(pages)
+    assert "more&nbsp;lines&nbsp;not&nbsp;shown" in pages[0].read_text()
+    sizes = {"index": len(index.encode()), "pages": sum(p.stat().st_size for p in pages)}
+    print(f"similarity report for 400 students: {sizes}")
+    assert sizes["index"] < 500_000 and max(p.stat().st_size for p in pages) < 200_000
+    assert sizes["index"] + sizes["pages"] < 5_000_000
+    # a second run replaces the pages of the first
+    similarity.write_report(assignment, dict(list(code.items())[:3]), tmp_path, 0.8)
+    assert len(list((tmp_path / "pairs").glob("pair-*.html"))) == similarity.PAGES_PER_CLUSTER == 3

@@ -4,17 +4,24 @@ Each student function is reduced to a sequence of normalized AST tokens: node ty
 attribute names are kept, while the student's own names and every literal are abstracted, so renaming
 variables or changing constants does not hide a copy. Statements that come from the starter notebook
 are dropped, and so is the docstring. Pairs are scored by the Jaccard similarity of their token
-5-grams, weighted by function length; pairs above the threshold are written with a side-by-side view.
+5-grams, weighted by function length.
+
+Every pair at or above the threshold goes to similarity.csv. similarity.html is an index of clusters (students
+connected by such pairs), each with its size and strongest pairs; the side-by-side views of the strongest pairs
+are separate pages (pairs/pair-NNN.html), at most MAX_PAIR_PAGES of them, so the report stays small for a
+class of 400 where every notebook looks alike.
 """
 from __future__ import annotations
 
 import ast
 import csv
 import difflib
+import html
 import io
 import itertools
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from grader.authoring.notebooks import read, starter
@@ -27,6 +34,12 @@ from grader.results import write_atomic
 
 NGRAM = 5
 MIN_TOKENS = 25  # shorter functions (relu, flatten) look alike in every correct solution
+PAIRS_PER_CLUSTER = 5     # strongest pairs listed per cluster in the index
+PAGES_PER_CLUSTER = 3     # of which at most this many get a side-by-side page...
+MAX_PAIR_PAGES = 60       # ...and at most this many pages in all
+MAX_MEMBERS_LISTED = 400  # names listed per cluster
+MAX_SOURCE_LINES = 200    # lines of one function shown side by side
+PAIRS_DIR = "pairs"
 log = logging.getLogger(__name__)
 
 
@@ -36,8 +49,9 @@ class FunctionCode:
     source: str
     tokens: list[str]
 
-    def grams(self) -> set[tuple[str, ...]]:
-        return {tuple(self.tokens[i:i + NGRAM]) for i in range(len(self.tokens) - NGRAM + 1)}
+    @cached_property
+    def grams(self) -> frozenset[tuple[str, ...]]:
+        return frozenset(tuple(self.tokens[i:i + NGRAM]) for i in range(len(self.tokens) - NGRAM + 1))
 
 
 class _Tokens(ast.NodeVisitor):
@@ -115,7 +129,7 @@ def compare(a: dict[str, FunctionCode], b: dict[str, FunctionCode]) -> tuple[flo
     """Length-weighted Jaccard similarity over the functions both students wrote."""
     per_function, weighted, weight = {}, 0.0, 0
     for name in sorted(set(a) & set(b)):
-        ga, gb = a[name].grams(), b[name].grams()
+        ga, gb = a[name].grams, b[name].grams
         similarity = len(ga & gb) / len(ga | gb) if ga | gb else 0.0
         size = len(a[name].tokens) + len(b[name].tokens)
         per_function[name] = similarity
@@ -144,16 +158,92 @@ def render_csv(pairs: list[Pair]) -> str:
     return buffer.getvalue()
 
 
-def render_html(assignment: Assignment, pairs: list[Pair], code: dict[str, dict[str, FunctionCode]],
-                threshold: float) -> str:
+@dataclass
+class Cluster:
+    """Students connected by pairs at or above the threshold (a connected group of the pair graph)."""
+    members: list[str]
+    pairs: list[Pair]                     # every pair inside, most similar first
+    pages: dict[int, str] = field(default_factory=dict)  # index in pairs -> its side-by-side page
+
+    @property
+    def strongest(self) -> list[Pair]:
+        return self.pairs[:PAIRS_PER_CLUSTER]
+
+
+def clusters_of(pairs: list[Pair]) -> list[Cluster]:
+    """The connected groups of students the pairs form, largest first (then the most similar)."""
+    parent: dict[str, str] = {}
+
+    def root(name: str) -> str:
+        parent.setdefault(name, name)
+        while parent[name] != name:
+            parent[name] = parent[parent[name]]
+            name = parent[name]
+        return name
+
+    for pair in pairs:
+        parent[root(pair.a)] = root(pair.b)
+    groups: dict[str, Cluster] = {}
+    for pair in pairs:  # most similar first, so each cluster's pairs are too
+        groups.setdefault(root(pair.a), Cluster([], [])).pairs.append(pair)
+    for name in sorted(parent):
+        groups[root(name)].members.append(name)
+    return sorted(groups.values(), key=lambda c: (-len(c.members), -c.pairs[0].score, c.members[0]))
+
+
+def plan_pages(clusters: list[Cluster]) -> list[tuple[Cluster, int]]:
+    """Which pairs get a side-by-side page: each cluster's strongest first, at most MAX_PAIR_PAGES in all."""
+    chosen: list[tuple[Cluster, int]] = []
+    for rank in range(PAGES_PER_CLUSTER):
+        for cluster in clusters:
+            if rank < min(len(cluster.pairs), PAIRS_PER_CLUSTER) and len(chosen) < MAX_PAIR_PAGES:
+                chosen.append((cluster, rank))
+    return chosen
+
+
+def _lines(source: str) -> list[str]:
+    lines = source.splitlines()
+    if len(lines) > MAX_SOURCE_LINES:
+        lines = lines[:MAX_SOURCE_LINES] + [f"# [... {len(lines) - MAX_SOURCE_LINES} more lines not shown]"]
+    return lines
+
+
+def render_pair(assignment: Assignment, pair: Pair, code: dict[str, dict[str, FunctionCode]], threshold: float) -> str:
+    """The side-by-side page of one pair: the functions at or above half the threshold."""
     differ = difflib.HtmlDiff(wrapcolumn=70)
-    views = [{"pair": pair, "functions": [
-        {"name": name, "similarity": similarity,
-         "table": differ.make_table(code[pair.a][name].source.splitlines(), code[pair.b][name].source.splitlines(),
-                                    pair.a, pair.b)}
-        for name, similarity in sorted(pair.functions.items(), key=lambda i: -i[1]) if similarity >= threshold / 2]}
-        for pair in pairs]
-    return render("similarity.html.j2", assignment=assignment, views=views, threshold=threshold, students=len(code))
+    functions = [{"name": name, "similarity": similarity,
+                  "table": differ.make_table(_lines(code[pair.a][name].source), _lines(code[pair.b][name].source),
+                                             html.escape(pair.a), html.escape(pair.b))}
+                 for name, similarity in sorted(pair.functions.items(), key=lambda i: -i[1])
+                 if similarity >= threshold / 2]
+    return render("similarity_pair.html.j2", assignment=assignment, pair=pair, functions=functions)
+
+
+def write_html(assignment: Assignment, pairs: list[Pair], code: dict[str, dict[str, FunctionCode]],
+               threshold: float, out: Path) -> list[Cluster]:
+    """Write similarity.html (the index of clusters) and the pair pages under out/pairs/; return the clusters."""
+    clusters = clusters_of(pairs)
+    folder = out / PAIRS_DIR
+    for old in folder.glob("pair-*.html"):  # pages of an earlier run
+        old.unlink()
+    for number, (cluster, rank) in enumerate(plan_pages(clusters), 1):
+        name = f"pair-{number:03d}.html"
+        write_atomic(folder / name, render_pair(assignment, cluster.pairs[rank], code, threshold))
+        cluster.pages[rank] = f"{PAIRS_DIR}/{name}"
+    write_atomic(out / "similarity.html", render(
+        "similarity.html.j2", assignment=assignment, clusters=clusters, pairs=len(pairs), threshold=threshold,
+        students=len(code), max_members=MAX_MEMBERS_LISTED, max_pages=MAX_PAIR_PAGES,
+        pages=sum(len(c.pages) for c in clusters)))
+    return clusters
+
+
+def write_report(assignment: Assignment, code: dict[str, dict[str, FunctionCode]], out: Path,
+                 threshold: float) -> list[Pair]:
+    """Compare every pair of students; write similarity.csv (every flagged pair) and the HTML; return the pairs."""
+    pairs = find_pairs(code, threshold)
+    write_atomic(out / "similarity.csv", render_csv(pairs))
+    write_html(assignment, pairs, code, threshold, out)
+    return pairs
 
 
 def similarity_report(assignment: Assignment, submissions: Path, out: Path, threshold: float) -> list[Pair]:
@@ -170,7 +260,4 @@ def similarity_report(assignment: Assignment, submissions: Path, out: Path, thre
             log.info("similarity: %s left out (unreadable notebook: %s)", submission.student, exc)
             continue
         code[submission.display_name] = extract(cells, assignment.functions, starter_code)
-    pairs = find_pairs(code, threshold)
-    write_atomic(out / "similarity.csv", render_csv(pairs))
-    write_atomic(out / "similarity.html", render_html(assignment, pairs, code, threshold))
-    return pairs
+    return write_report(assignment, code, out, threshold)
