@@ -46,10 +46,12 @@ def _grade(args: argparse.Namespace) -> int:
     from grader.batch import BatchInterrupted, BatchOptions, grade_batch, problem_lines, summary_line
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _interrupt)
+    from grader.adjust import check_course_files
     from grader.ingest.submissions import discover, select_shard, select_students
     from grader.reports import render_reports
     assignment = load_assignment(args.assignment)
     reports = Path(args.reports or f"reports/{assignment.name}")
+    check_course_files(reports)  # a malformed overrides.csv row stops the run before it grades
     submissions = discover(Path(args.submissions), assignment.notebook)
     if args.shard:
         submissions = select_shard(submissions, args.shard)
@@ -125,14 +127,27 @@ def _calibrate(args: argparse.Namespace) -> int:
 
 
 def _merge(args: argparse.Namespace) -> int:
+    from grader.adjust import check_course_files
     from grader.merge import merge_reports
     from grader.reports import render_reports
     out = Path(args.out)
+    check_course_files(out)
     assignment, students = merge_reports([Path(p) for p in args.reports], out)
     written = render_reports(assignment, out, students)
     print(f"merged {len(students)} students from {len(args.reports)} shards")
     _print_written(written)
     return 1 if "render errors" in written else 0
+
+
+def _diff(args: argparse.Namespace) -> int:
+    from grader.diff import describe, diff_reports, write_diff
+    changes = diff_reports(Path(args.reports_a), Path(args.reports_b))
+    out = write_diff(changes, Path(args.out or Path(args.reports_b) / "diff.csv"))
+    for change in changes:
+        print(describe(change))
+    print(f"{len(changes)} student{'s' if len(changes) != 1 else ''} changed from {args.reports_a} to "
+          f"{args.reports_b}: {out}")
+    return 0
 
 
 def _similarity(args: argparse.Namespace) -> int:
@@ -248,6 +263,13 @@ def build_parser() -> argparse.ArgumentParser:
     merge.add_argument("reports", nargs="+", help="the shards' reports folders")
     merge.add_argument("--out", required=True, help="the merged reports folder")
     merge.set_defaults(run=_merge)
+
+    diff = commands.add_parser("diff", help="which students' scores, statuses and tests changed between two runs",
+                               formatter_class=defaults)
+    diff.add_argument("reports_a", help="the earlier reports folder")
+    diff.add_argument("reports_b", help="the later reports folder")
+    diff.add_argument("--out", help="CSV to write (default: REPORTS_B/diff.csv)")
+    diff.set_defaults(run=_diff)
 
     similarity = commands.add_parser("similarity", help="find pairs of students with suspiciously alike code",
                                      formatter_class=defaults)

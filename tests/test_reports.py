@@ -108,16 +108,16 @@ def test_gradebook_csv_rows_columns_and_totals(graded):
     with open(reports / "gradebook.csv", newline="") as f:
         rows = list(csv.reader(f))
     header, body = rows[0], rows[1:]
-    assert header == ["student", *toy.functions, "total", "max_score", "status"]
+    assert header == ["student", *toy.functions, "raw_score", "late_penalty", "total", "max_score", "status",
+                      "days_late", "overrides"]
     assert len(body) == len(CLASS) and all(len(row) == len(header) for row in body)
     assert [row[0] for row in body] == sorted(CLASS)
     for row in body:
         results = results_of(reports, row[0])
-        values = [float(v) for v in row[1:-1]]
-        *functions, total, max_score = values
-        assert total == results.score and max_score == results.max_score
+        *functions, raw, penalty, total, max_score = [float(v) for v in row[1:-3]]
+        assert raw == total == results.score and penalty == 0 and max_score == results.max_score
         assert sum(functions) == pytest.approx(total)
-        assert row[-1] == ("notebook problem" if row[0] == "erin" else "graded")
+        assert row[-3:] == ["notebook problem" if row[0] == "erin" else "graded", "", ""]
 
 
 # ---------------------------------------------------------------- HTML: strict and offline
