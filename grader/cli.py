@@ -196,6 +196,12 @@ def _classroom(args: argparse.Namespace) -> int:
             log.warning("no GRADER_REPO given and no GitHub remote found; the workflow installs the grader "
                         "from YOUR-ORG/cnn-autograder: rerun with GRADER_REPO=owner/name")
         return 0
+    if args.action == "shard":
+        if not args.roster or not args.shard:
+            raise GraderUsageError("classroom shard needs --roster and --shard")
+        for login, repository in classroom.shard_roster(Path(args.roster), args.shard):
+            print(f"{login}\t{repository}")
+        return 0
     classroom.grade(args.assignment, Path(args.repo), Path(args.out or classroom.OUT), args.student)
     return 0
 
@@ -306,8 +312,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     classroom = commands.add_parser("classroom", help="write the GitHub Classroom template repository, or grade "
                                     "a student's repository as its workflow does", formatter_class=defaults)
-    classroom.add_argument("action", choices=("template", "grade"), help="write the template, or grade (in Actions)")
-    classroom.add_argument("assignment", help="assignment name or folder")
+    classroom.add_argument("action", choices=("template", "grade", "shard"),
+                           help="write the template, grade (in Actions), or list the roster's students of one shard")
+    classroom.add_argument("assignment", nargs="?", default="", help="assignment name or folder (template, grade)")
     classroom.add_argument("--out", help="template: folder to write (default: build/classroom/<name>); "
                            "grade: output folder (default: .autograder)")
     classroom.add_argument("--grader-repo", default="", help="template: owner/name of the repository holding the "
@@ -315,6 +322,8 @@ def build_parser() -> argparse.ArgumentParser:
     classroom.add_argument("--grader-ref", default="main", help="template: branch or tag of the grader to install")
     classroom.add_argument("--repo", default=".", help="grade: the student's repository")
     classroom.add_argument("--student", help="grade: student name (default: the repository folder's name)")
+    classroom.add_argument("--roster", help="shard: login<TAB>owner/repository per line (the accepted assignments)")
+    classroom.add_argument("--shard", help="shard: i/N, as `grade --shard`")
     classroom.set_defaults(run=_classroom)
     return parser
 

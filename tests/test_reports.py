@@ -401,7 +401,12 @@ def gradescope_schema_problems(data) -> list[str]:
         if isinstance(test.get("score"), NUMBER) and isinstance(test.get("max_score"), NUMBER) \
                 and not 0 <= test["score"] <= test["max_score"] + 1e-9:
             problems.append(f"{where}.score is outside 0..max_score")
-    if data["tests"] and abs(sum(t.get("score", 0) for t in data["tests"]) - data["score"]) > 1e-6:
+    adjusted = (data.get("extra_data") or {}).get("adjustments")  # Gradescope's score may override the tests' sum
+    if adjusted:
+        late = adjusted.get("late") or {"points": 0}
+        if abs(adjusted["before_penalty"] - late["points"] - data["score"]) > 1e-6:
+            problems.append("score is not the adjusted score minus the late penalty")
+    elif data["tests"] and abs(sum(t.get("score", 0) for t in data["tests"]) - data["score"]) > 1e-6:
         problems.append("score is not the sum of the tests' scores")
     return problems
 

@@ -377,6 +377,16 @@ def from_folder(folder: Path, student: str, notebook_name: str,
     return Submission(student, notebook, notebook.parent, notes=scan(notebook.parent, skip, first=notebook.name).notes)
 
 
+def _repository(folder: Path, notebook: Path | None) -> Path | None:
+    """The git clone a student folder is or holds: the folder itself, or the nearest folder above the
+    notebook that has a .git (a student folder holding the clone of their repository)."""
+    for candidate in [*(notebook.parents if notebook else ()), folder]:
+        if candidate == folder or folder in candidate.parents:
+            if os.path.lexists(candidate / ".git"):
+                return candidate
+    return None
+
+
 def discover(root: Path, notebook_name: str) -> list[Submission]:
     """All submissions under root, sorted by name. Links inside root are never followed.
 
@@ -395,8 +405,8 @@ def discover(root: Path, notebook_name: str) -> list[Submission]:
     for folder in folders:
         is_repo = os.path.lexists(folder / ".git")
         name = original_name(folder.name[len(prefix):] if prefix and is_repo else folder.name)
-        found.append((name, folder.name, replace(from_folder(folder, report_folder(name), notebook_name),
-                                                 repo=folder if is_repo else None)))
+        submission = from_folder(folder, report_folder(name), notebook_name)
+        found.append((name, folder.name, replace(submission, repo=_repository(folder, submission.notebook))))
     not_notebooks = []
     for entry in entries:
         if entry.is_dir(follow_symlinks=False):
@@ -475,5 +485,9 @@ def select_shard(submissions: list[Submission], shard: str) -> list[Submission]:
         raise SubmissionsError(f"--shard must look like i/N (e.g. 2/4), not {shard!r}")
     if not 1 <= index <= count:
         raise SubmissionsError(f"--shard {shard}: i must be between 1 and N")
-    return [s for s in submissions
-            if int.from_bytes(hashlib.sha256(s.student.encode()).digest()[:8], "big") % count == index - 1]
+    return [s for s in submissions if shard_of(s.student, count) == index]
+
+
+def shard_of(student: str, count: int) -> int:
+    """The shard (1..count) of a student's report folder: a hash of it, the same on every machine."""
+    return int.from_bytes(hashlib.sha256(student.encode()).digest()[:8], "big") % count + 1
