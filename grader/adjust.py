@@ -179,10 +179,11 @@ def _override(results: Results, assignment: Assignment, row: OverrideRow) -> Ove
 def adjust(assignment: Assignment, results: Results, rows: list[OverrideRow],
            submitted: SubmissionTime | None) -> Results:
     """These results with the overrides and the late penalty applied (a copy); the results themselves
-    when there is nothing to apply. A grader error is never adjusted: it has no score to adjust."""
+    when there is nothing to apply or they are adjusted already. A grader error is never adjusted: it has
+    no score to adjust."""
     late = assignment.late if results.status != NO_SUBMISSION else None
-    if results.status == GRADER_ERROR or (not rows and late is None):
-        return results
+    if results.status == GRADER_ERROR or results.adjustments or (not rows and late is None):
+        return results  # nothing to adjust, or adjusted already
     copy = Results.from_json(results.to_json())
     copy.adjustments = Adjustments(autograded=results.score, before_penalty=results.score)
     overrides = sorted((_override(copy, assignment, row) for row in rows), key=lambda o: KIND_ORDER[o.kind])

@@ -234,7 +234,7 @@ class Submission:
     problem: str = ""      # why the submission cannot be graded, for the student
     notes: tuple[str, ...] = ()  # files left out at discovery (links, FIFOs, oversized...), for the student
     name: str = ""         # the student's name as submitted (folder, notebook or GitHub user); shown in reports
-    repo: Path | None = None  # the `gh classroom clone` repository folder (holding .git) it comes from
+    repo: Path | None = None  # the git clone it comes from (a `gh classroom clone` folder, or one inside the folder)
 
     @property
     def display_name(self) -> str:

@@ -53,6 +53,10 @@ def render_reports(assignment: Assignment, reports: Path, students: list[str]) -
         "gradebook": str(write_gradebook(assignment, reports, all_results)),
         "summary": str(write_summary(assignment, all_results, reports)),
     }
+    overrides = sum(len(r.adjustments.overrides) for r in all_results if r.adjustments)
+    late = sum(1 for r in all_results if r.adjustments and r.adjustments.late and r.adjustments.late.points)
+    if overrides or late:
+        written["adjusted"] = f"{overrides} override(s) from {reports}/overrides.csv, {late} late penalty(ies)"
     if failed:
         written["render errors"] = ", ".join(failed)
     return written
