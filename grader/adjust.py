@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import difflib
+import io
 import logging
 import math
 from collections.abc import Iterable
@@ -58,7 +59,7 @@ def _rows(path: Path, columns: tuple[str, ...]) -> Iterable[tuple[int, list[str]
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         raise CourseFileError(f"{path}: not UTF-8 text ({exc.reason})") from exc
-    reader = csv.reader(text.splitlines())
+    reader = csv.reader(io.StringIO(text, newline=""))
     for cells in reader:
         line = reader.line_num
         if not any(c.strip() for c in cells) or cells[0].lstrip().startswith("#"):

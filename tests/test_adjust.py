@@ -305,8 +305,9 @@ def test_regrading_never_loses_an_override_and_clones_carry_their_commit_time(tm
     assert book["alice"]["total"] == "11" and book["alice"]["days_late"] == "0"
     (reports / "overrides.csv").write_text("student,target,points,reason\n"
                                            "bob,test_row_sums_partial,4,the hidden test had a bug\n")
-    run_grader("grade", str(assignment), str(submissions), "--reports", str(reports), "--force", "--student", "bob",
-               "--quiet")
+    again = run_grader("grade", str(assignment), str(submissions), "--reports", str(reports), "--force", "--student",
+                       "bob", "--quiet")
+    assert f"1 override(s) from {reports}/overrides.csv, 1 late penalty(ies)" in again.stdout
     book = gradebook(reports)
     assert [book["bob"][k] for k in ("raw_score", "late_penalty", "total")] == ["9", "1.1", "9.9"]
     assert "the hidden test had a bug" in (reports / "bob" / "feedback.md").read_text()
