@@ -148,6 +148,7 @@ def worker_context() -> multiprocessing.context.BaseContext:
 
 def preload_renderers() -> None:
     """Import what renders and merges reports before any student process starts, so nothing is read later."""
+    import grader.adjust
     import grader.merge
     import grader.reports.feedback
     import grader.reports.gradebook

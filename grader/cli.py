@@ -56,10 +56,12 @@ def _grade(args: argparse.Namespace) -> int:
     from grader.batch import BatchInterrupted, BatchOptions, grade_batch, problem_lines, summary_line
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _interrupt)
+    from grader.adjust import check_course_files
     from grader.ingest.submissions import discover, select_shard, select_students
     from grader.reports import render_reports
     assignment = load_assignment(args.assignment)
     reports = Path(args.reports or f"reports/{assignment.name}")
+    check_course_files(reports)  # a malformed overrides.csv row stops the run before it grades
     submissions = discover(Path(args.submissions), assignment.notebook)
     if args.shard:
         submissions = select_shard(submissions, args.shard)
@@ -140,14 +142,27 @@ def _calibrate(args: argparse.Namespace) -> int:
 
 
 def _merge(args: argparse.Namespace) -> int:
+    from grader.adjust import check_course_files
     from grader.merge import merge_reports
     from grader.reports import render_reports
     out = Path(args.out)
+    check_course_files(out)
     assignment, students = merge_reports([Path(p) for p in args.reports], out)
     written = render_reports(assignment, out, students)
     print(f"merged {len(students)} students from {len(args.reports)} shards")
     _print_written(written)
     return 1 if "render errors" in written else 0
+
+
+def _diff(args: argparse.Namespace) -> int:
+    from grader.diff import describe, diff_reports, write_diff
+    changes = diff_reports(Path(args.reports_a), Path(args.reports_b))
+    out = write_diff(changes, Path(args.out or Path(args.reports_b) / "diff.csv"))
+    for change in changes:
+        print(describe(change))
+    print(f"{len(changes)} student{'s' if len(changes) != 1 else ''} changed from {args.reports_a} to "
+          f"{args.reports_b}: {out}")
+    return 0
 
 
 def _similarity(args: argparse.Namespace) -> int:
@@ -194,6 +209,12 @@ def _classroom(args: argparse.Namespace) -> int:
         if not args.grader_repo and not classroom.default_grader_repo():
             log.warning("no GRADER_REPO given and no GitHub remote found; the workflow installs the grader "
                         "from YOUR-ORG/cnn-autograder: rerun with GRADER_REPO=owner/name")
+        return 0
+    if args.action == "shard":
+        if not args.roster or not args.shard:
+            raise GraderUsageError("classroom shard needs --roster and --shard")
+        for login, repository in classroom.shard_roster(Path(args.roster), args.shard):
+            print(f"{login}\t{repository}")
         return 0
     classroom.grade(args.assignment, Path(args.repo), Path(args.out or classroom.OUT), args.student)
     return 0
@@ -264,6 +285,13 @@ def build_parser() -> argparse.ArgumentParser:
     merge.add_argument("--out", required=True, help="the merged reports folder")
     merge.set_defaults(run=_merge)
 
+    diff = commands.add_parser("diff", help="which students' scores, statuses and tests changed between two runs",
+                               formatter_class=defaults)
+    diff.add_argument("reports_a", help="the earlier reports folder")
+    diff.add_argument("reports_b", help="the later reports folder")
+    diff.add_argument("--out", help="CSV to write (default: REPORTS_B/diff.csv)")
+    diff.set_defaults(run=_diff)
+
     similarity = commands.add_parser("similarity", help="find pairs of students with suspiciously alike code",
                                      formatter_class=defaults)
     similarity.add_argument("assignment", help="assignment name or folder")
@@ -298,8 +326,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     classroom = commands.add_parser("classroom", help="write the GitHub Classroom template repository, or grade "
                                     "a student's repository as its workflow does", formatter_class=defaults)
-    classroom.add_argument("action", choices=("template", "grade"), help="write the template, or grade (in Actions)")
-    classroom.add_argument("assignment", help="assignment name or folder")
+    classroom.add_argument("action", choices=("template", "grade", "shard"),
+                           help="write the template, grade (in Actions), or list the roster's students of one shard")
+    classroom.add_argument("assignment", nargs="?", default="", help="assignment name or folder (template, grade)")
     classroom.add_argument("--out", help="template: folder to write (default: build/classroom/<name>); "
                            "grade: output folder (default: .autograder)")
     classroom.add_argument("--grader-repo", default="", help="template: owner/name of the repository holding the "
@@ -307,6 +336,8 @@ def build_parser() -> argparse.ArgumentParser:
     classroom.add_argument("--grader-ref", default="main", help="template: branch or tag of the grader to install")
     classroom.add_argument("--repo", default=".", help="grade: the student's repository")
     classroom.add_argument("--student", help="grade: student name (default: the repository folder's name)")
+    classroom.add_argument("--roster", help="shard: login<TAB>owner/repository per line (the accepted assignments)")
+    classroom.add_argument("--shard", help="shard: i/N, as `grade --shard`")
     classroom.set_defaults(run=_classroom)
     return parser
 

@@ -5,8 +5,11 @@ type or a value outside its allowed set is a ConfigError naming the file, the ke
 """
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
+import math
 import tomllib
+import zoneinfo
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -38,6 +41,34 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class LatePolicy:
+    """[late]: the due date (with its time zone), a grace period, and the penalty per day late.
+
+    A submission later than due + grace is late by ceil((submitted - due) / 1 day) days; it loses
+    per_day x days, or table[days - 1] (the last entry for any later day), of its score, at most maximum.
+    """
+    due: dt.datetime                  # aware: an offset or [late] timezone
+    grace_minutes: float = 0.0
+    per_day: float = 0.0              # fraction of the score per day late (0.1: 10 %)
+    table: tuple[float, ...] = ()     # fraction of the score for day 1, 2, ... late (instead of per_day)
+    maximum: float = 1.0              # the penalty never exceeds this fraction
+
+    def days_late(self, submitted: dt.datetime) -> int:
+        """Whole days late (a part of a day counts as a day); 0 on time or within the grace period."""
+        late = (submitted - self.due).total_seconds()
+        if late <= 60 * self.grace_minutes:
+            return 0
+        return math.ceil(late / 86400)
+
+    def fraction(self, days: int) -> float:
+        """The fraction of the score taken off for this many days late."""
+        if days <= 0:
+            return 0.0
+        value = self.table[min(days, len(self.table)) - 1] if self.table else self.per_day * days
+        return min(value, self.maximum)
+
+
+@dataclass(frozen=True)
 class Assignment:
     """One assignment folder and its validated config."""
     name: str
@@ -55,6 +86,7 @@ class Assignment:
     retraining_limits: dict[str, int] = field(default_factory=dict)  # [retraining]: e.g. lenet_max_params
     solution_weights_after: tuple[str, ...] = ()
     hidden_output: bool = False  # [visibility] hidden_output: show hidden tests' messages to students
+    late: LatePolicy | None = None  # [late]: no table, no late penalty
 
     @property
     def ref(self) -> str:
@@ -162,6 +194,65 @@ def _counts(table: _Table) -> dict[str, int]:
     return values
 
 
+def _fraction(table: _Table, key: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        table.data[key] = value
+        raise table._fail(key, "a fraction between 0 and 1 (0.1 is 10 %)")
+    return float(value)
+
+
+def _due(table: _Table) -> dt.datetime:
+    """[late] due: a TOML date-time or ISO 8601 text; with an offset, or in [late] timezone."""
+    value = table.data.pop("due", None)
+    zone_name = table.data.pop("timezone", None)
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value)
+        except ValueError:
+            pass
+    if not isinstance(value, dt.datetime):
+        table.data["due"] = value
+        raise table._fail("due", "a date and time such as 2026-03-01T23:59:00-05:00")
+    if zone_name is not None:
+        try:
+            zone = zoneinfo.ZoneInfo(str(zone_name))
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            table.data["timezone"] = zone_name
+            raise table._fail("timezone", "an IANA time zone such as America/New_York")
+        if value.tzinfo is not None:
+            table.data["timezone"] = zone_name
+            raise table._fail("timezone", "absent when due carries an offset")
+        value = value.replace(tzinfo=zone)
+    if value.tzinfo is None:
+        table.data["due"] = value
+        raise table._fail("due", "a date and time with a UTC offset (…-05:00) or a [late] timezone")
+    return value
+
+
+def _late(table: _Table) -> LatePolicy | None:
+    if not table.data:
+        return None
+    due = _due(table)
+    grace = table.number("grace_minutes", 0.0)
+    per_day = _fraction(table, "per_day", table.data.pop("per_day", 0.0))
+    raw_table = table.data.pop("table", [])
+    if not isinstance(raw_table, list):
+        table.data["table"] = raw_table
+        raise table._fail("table", "a list of fractions, one per day late")
+    steps = tuple(_fraction(table, "table", v) for v in raw_table)
+    if any(b < a for a, b in zip(steps, steps[1:])):
+        table.data["table"] = raw_table
+        raise table._fail("table", "a list of fractions that never decreases")
+    if steps and per_day:
+        table.data["table"] = raw_table
+        raise table._fail("table", "absent when per_day is set (one penalty rule)")
+    if not steps and not per_day:
+        raise ConfigError(f"{table.path}: [late] needs a penalty: per_day = 0.1 or table = [0.1, 0.25, ...]")
+    maximum = _fraction(table, "maximum", table.data.pop("maximum", 1.0))
+    table.done()
+    return LatePolicy(due=due, grace_minutes=grace, per_day=per_day, table=steps, maximum=maximum)
+
+
 def parse_config(folder: Path, config_path: Path) -> Assignment:
     """Validate assignment.toml into an Assignment; raise ConfigError naming the file and key."""
     try:
@@ -171,7 +262,7 @@ def parse_config(folder: Path, config_path: Path) -> Assignment:
     top = _Table(config_path, "", raw)
     limits, execution, visibility = top.table("limits"), top.table("execution"), top.table("visibility")
     thresholds, weights = top.table("thresholds"), top.table("solution_weights")
-    retraining = top.table("retraining")
+    retraining, late = top.table("retraining"), top.table("late")
     assignment = Assignment(
         name=folder.name, folder=folder,
         title=top.text("title", folder.name),
@@ -187,6 +278,7 @@ def parse_config(folder: Path, config_path: Path) -> Assignment:
         thresholds=_thresholds(thresholds),
         retraining_limits=_counts(retraining),
         solution_weights_after=weights.texts("after"),
+        late=_late(late),
     )
     for table in (execution, visibility, weights, top):
         table.done()

@@ -33,3 +33,8 @@ class IngestError(Exception):
 
 class GraderError(Exception):
     """A fault of the grader's own setup (e.g. a missing dataset): no student is scored for it."""
+
+
+class CourseFileError(GraderUsageError):
+    """A file the course staff writes beside the reports (overrides.csv, submitted_at.csv) has a malformed
+    row; the message names the file and the line."""

@@ -22,6 +22,7 @@ from pathlib import Path
 from grader.config import Assignment
 from grader.errors import IngestError
 from grader.ingest import submissions as ingest
+from grader.ingest.git_time import last_commit_time
 from grader.ingest.notebook import keep_definitions, read_notebook
 from grader.ingest.submissions import Submission, UnsafeFile, left_out, open_regular, read_chunks
 from grader.results import (
@@ -227,6 +228,9 @@ def grade_submission(assignment: Assignment, submission: Submission, *, seed: in
             assignment=assignment.ref, seed=seed, problem=problem,
             notebook=str(submission.notebook) if submission.notebook else None,
             cells=_cell_logs(session), isolation=session.isolation, restarts=session.restarts)
+        committed = last_commit_time(submission.repo) if submission.repo else None
+        if committed:
+            meta.submitted_at, meta.submitted_from = committed.isoformat(), "last git commit"
         timings.update(session.timings)
         timings["train_eval"] = sum(float(o.metrics.get("train_eval_seconds", 0.0)) for o in outcomes)
         timings["results"] = time.monotonic() - began_results

@@ -142,6 +142,8 @@ class SubmissionMeta:
     submitter: str = ""
     name: str = ""               # the student's name as submitted (student is the report folder derived from it)
     status: str = ""             # one of STATUSES; empty in files of older graders (then derived)
+    submitted_at: str = ""       # ISO 8601 with offset, when known at grading (the last commit of a clone)
+    submitted_from: str = ""     # where submitted_at comes from
     truncated: list[str] = field(default_factory=list)  # what was cut to keep the results bounded
 
     def to_json(self) -> dict[str, Any]:
@@ -158,14 +160,81 @@ class SubmissionMeta:
 
 
 @dataclass
+class Override:
+    """An instructor's override (REPORTS/overrides.csv) as applied: target is a test, a function or "total"."""
+    target: str
+    kind: str            # test, function or total
+    points: float        # the points given
+    autograded: float    # the points the grader had given
+    reason: str
+
+
+@dataclass
+class LatePenalty:
+    """The late policy applied to a submission ([late] in assignment.toml)."""
+    submitted_at: str    # ISO 8601, with its offset
+    source: str          # where the time comes from: submission_metadata.json, git commit, submitted_at.csv
+    due: str             # ISO 8601, with its offset
+    days_late: int       # 0: on time or within the grace period
+    fraction: float      # of the score taken off
+    points: float        # taken off
+    explanation: str     # how the penalty was computed, for the student
+
+
+@dataclass
+class Adjustments:
+    """What the instructor's overrides and the late policy changed: the score is then
+    autograded -> (overrides) -> before_penalty -> (late penalty) -> Results.score."""
+    autograded: float
+    before_penalty: float
+    overrides: list[Override] = field(default_factory=list)
+    late: LatePenalty | None = None
+
+    @property
+    def penalty(self) -> float:
+        return self.late.points if self.late else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Adjustments:
+        late = data.get("late")
+        return cls(autograded=float(data["autograded"]), before_penalty=float(data["before_penalty"]),
+                   overrides=[Override(**o) for o in data.get("overrides") or []],
+                   late=LatePenalty(**late) if isinstance(late, dict) else None)
+
+
+@dataclass
 class Results:
-    """A graded submission: score, tests and metadata."""
+    """A graded submission: score, tests and metadata.
+
+    When adjustments is set (overrides, late policy: grader.adjust), score is the final score and the
+    test scores carry the test overrides; results.json as grading writes it has no adjustments."""
     score: float
     max_score: float
     output: str
     tests: list[TestResult]
     meta: SubmissionMeta
     execution_time: float = 0.0
+    adjustments: Adjustments | None = None
+
+    @property
+    def autograded_score(self) -> float:
+        """The grader's score, before any override or late penalty."""
+        return self.adjustments.autograded if self.adjustments else self.score
+
+    def function_points(self, functions: tuple[str, ...], other: str = "other") -> dict[str, float]:
+        """Points earned per function (a test counts for the first function it calls; the rest under
+        `other`), function overrides applied."""
+        scores = {name: 0.0 for name in functions}
+        for test in self.tests:
+            key = test.functions[0] if test.functions and test.functions[0] in scores else other
+            scores[key] = scores.get(key, 0.0) + test.score
+        for override in self.adjustments.overrides if self.adjustments else []:
+            if override.kind == "function":
+                scores[override.target] = override.points
+        return scores
 
     @property
     def student(self) -> str:
@@ -196,17 +265,23 @@ class Results:
 
     def to_json(self) -> dict[str, Any]:
         """Gradescope's results.json dictionary."""
+        extra = self.meta.to_json()
+        if self.adjustments:
+            extra["adjustments"] = self.adjustments.to_json()
         return {"score": self.score, "max_score": self.max_score, "output": self.output,
                 "execution_time": self.execution_time, "tests": [t.to_json() for t in self.tests],
-                "extra_data": self.meta.to_json()}
+                "extra_data": extra}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Results:
         tests = [TestResult.from_json(t) for t in data.get("tests", [])]
+        extra = data.get("extra_data") or {}
+        adjustments = extra.get("adjustments")
         return cls(score=float(data["score"]), max_score=float(data.get("max_score", sum(t.max_score for t in tests))),
                    output=str(data.get("output", "")), tests=tests,
                    execution_time=float(data.get("execution_time", 0.0)),
-                   meta=SubmissionMeta.from_json(data.get("extra_data") or {}))
+                   meta=SubmissionMeta.from_json(extra),
+                   adjustments=Adjustments.from_json(adjustments) if isinstance(adjustments, dict) else None)
 
     def write(self, path: Path) -> None:
         """Write results.json atomically, bounded (see bound())."""

@@ -5,12 +5,15 @@ Classroom template, whose workflow is parsed and whose steps are simulated on a 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import time
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -19,7 +22,7 @@ import yaml
 
 from grader.authoring import notebooks
 from grader.config import PROJECT_ROOT, load_assignment
-from grader.platforms import classroom, gradescope
+from grader.platforms import PYTHON_VERSION, classroom, gradescope
 from grader.results import Results
 from tests.conftest import TOY, toy_notebook
 from tests.test_reports import gradescope_schema_problems
@@ -58,27 +61,85 @@ def test_autograder_zip_holds_what_gradescope_runs(toy, tmp_path):
     assert "/autograder/submission" in run.replace("$ROOT", "/autograder") and "results/results.json" in run
 
 
-def test_run_autograder_in_a_gradescope_layout(toy, tmp_path):
+def layered_venv(venv: Path) -> None:
+    """A fresh venv that also sees the project venv's packages (a .pth file): setup.sh's `pip install -r
+    requirements.lock` then finds every pin satisfied instead of installing TensorFlow for minutes."""
+    base = getattr(sys, "_base_executable", sys.executable)
+    subprocess.run([base, "-m", "venv", str(venv)], check=True, timeout=120)
+    site = next(Path(p) for p in sys.path if p.endswith("site-packages") and Path(p).is_relative_to(sys.prefix))
+    [own] = venv.glob("lib/python3*/site-packages")
+    (own / "project-venv.pth").write_text(f"{site}\n")
+
+
+def timed(command: list[str], **kwargs) -> tuple[subprocess.CompletedProcess, float]:
+    began = time.monotonic()
+    result = subprocess.run(command, capture_output=True, text=True, **kwargs)
+    return result, time.monotonic() - began
+
+
+def test_setup_and_run_autograder_in_a_fake_autograder_root(toy, tmp_path):
+    """The zip as Gradescope uses it, in a temporary folder standing for /autograder: setup.sh (a fresh venv
+    layered on the project's packages, see layered_venv), then run_autograder with no path but the root set.
+    Each step's time is printed (pytest -s)."""
     root = tmp_path / "autograder"  # what Gradescope's /autograder holds
     with zipfile.ZipFile(gradescope.build(toy, tmp_path / "autograder.zip")) as bundle:
         bundle.extractall(root / "source")
-    shutil.copyfile(root / "source" / "run_autograder", root / "run_autograder")
+    for name in ("setup.sh", "run_autograder"):
+        (root / "source" / name).chmod(0o755)
+    layered_venv(root / "source" / ".venv")
+    python_dir = str(Path(getattr(sys, "_base_executable", sys.executable)).parent)
+    env = {"PATH": f"{python_dir}:/usr/local/bin:/usr/bin:/bin", "HOME": str(tmp_path), "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    setup, setup_seconds = timed(["bash", str(root / "source" / "setup.sh")], cwd=tmp_path, env=env, timeout=900)
+    assert setup.returncode == 0, setup.stdout + setup.stderr
+    assert "autograder for toy is set up" in setup.stdout
+    shutil.copyfile(root / "source" / "run_autograder", root / "run_autograder")  # as Gradescope's image build does
     (root / "submission").mkdir()
     (root / "submission" / "toy.ipynb").write_text(notebooks.dumps(BUGGY))
-    (root / "submission_metadata.json").write_text(json.dumps({"users": [{"email": "bob@example.edu"}]}))
-    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "AUTOGRADER_ROOT": str(root),
-           "GRADER_PYTHON": sys.executable}
-    result = subprocess.run(["bash", str(root / "run_autograder")], cwd=tmp_path, env=env, capture_output=True,
-                            text=True, timeout=300)
-    assert result.returncode == 0, result.stdout + result.stderr
+    (root / "submission_metadata.json").write_text(json.dumps({"users": [{"email": "bob@example.edu"}],
+                                                               "created_at": "2026-03-01T12:00:00.123456-05:00"}))
+    run, run_seconds = timed(["bash", str(root / "run_autograder")], cwd=root, env=env | {"AUTOGRADER_ROOT": str(root)},
+                             timeout=300)
+    print(f"\nsetup.sh {setup_seconds:.1f} s, run_autograder {run_seconds:.1f} s")
+    assert run.returncode == 0, run.stdout + run.stderr
     data = json.loads((root / "results" / "results.json").read_text())
     assert gradescope_schema_problems(data) == []
     assert data["score"] == 9 and data["max_score"] == 11
     assert data["extra_data"]["submitter"] == "bob@example.edu"
+    assert data["extra_data"]["submitted_at"] == "2026-03-01T12:00:00.123456-05:00"
     assert data["extra_data"]["assignment"].startswith(str(root / "source"))  # the bundled copy was graded with
     hidden = [t for t in data["tests"] if t["visibility"] != "visible"]
     assert hidden and all(HIDDEN_MESSAGE not in t["output"] and t["status"] == "failed" for t in hidden)
-    assert "Score: 9 / 11" in result.stdout  # the log shows the feedback
+    assert data["output_format"] == "md" and data["stdout_visibility"] == "hidden"
+    # the visible total leaves out the hidden test (4 points, 2 of them earned): nothing about it leaks
+    assert "**Visible tests: 7 / 7.** Tests worth 4 more points are hidden until after the due date" in data["output"]
+    assert "| `row_sums` | hidden tests |" in data["output"] and " 9 " not in data["output"]
+    assert "Score: 9 / 11" in run.stdout  # the log (hidden from students) shows the whole feedback
+
+
+def test_gradescope_late_policy_uses_the_submission_metadata(tmp_path):
+    from tests.test_adjust import LATE, toy_with
+    late_toy = load_assignment(toy_with(tmp_path, LATE))
+    (tmp_path / "submission").mkdir()
+    (tmp_path / "submission" / "toy.ipynb").write_text(notebooks.dumps(BUGGY))
+    (tmp_path / "meta.json").write_text(json.dumps({"created_at": "2026-03-03T01:00:00-05:00", "users": [{"email": "b@x.edu"}]}))
+    out = tmp_path / "results.json"
+    assert gradescope.run(str(late_toy.folder), tmp_path / "submission", out, tmp_path / "meta.json") == 0
+    data = json.loads(out.read_text())
+    assert gradescope_schema_problems(data) == []
+    late = data["extra_data"]["adjustments"]["late"]
+    assert (late["days_late"], late["points"], late["source"]) == (2, 1.8, "submission_metadata.json")
+    assert data["score"] == pytest.approx(7.2) and sum(t["score"] for t in data["tests"]) == 9
+    assert "**Late policy:** Submitted 2026-03-03 01:00 UTC-05:00 (submission_metadata.json)" in data["output"]
+
+
+def test_gradescope_tests_follow_the_assignment_function_order(toy):
+    from tests.test_adjust import toy_results
+    results = toy_results("bob")
+    results.tests.reverse()  # as pytest may collect them: row_sums, relu, double
+    data = gradescope.gradescope_json(toy, results)
+    assert [t["tags"][0] for t in data["tests"]] == ["double", "double", "relu", "row_sums"]
+    assert [t["name"] for t in data["tests"]][:2] == ["test_double_values[matrix]", "test_double_values[vector]"]
+    assert "**Visible tests: 7 / 7.**" in data["output"]
 
 
 # ---------------------------------------------------------------- GitHub Classroom: the template
@@ -119,13 +180,26 @@ def test_workflow_parses_and_names_its_steps(template):
     assert set(workflow["on"]) >= {"push", "workflow_dispatch"}
     assert workflow["permissions"]["checks"] == "write"
     names = [s["name"] for s in steps]
-    assert names == ["Checkout code", "Set up Python", "Install the grader", "Grade the notebook",
-                     "Collect the score", "Autograding Reporter", "Feedback summary", "Upload the JUnit report"]
+    assert names == ["Checkout code", "Set up Python", "Fetch the grader", "Cache the grader's packages",
+                     "Install the grader", "Grade the notebook", "Collect the score", "Autograding Reporter",
+                     "Feedback summary", "Upload the JUnit report"]
+    fetch = step(steps, name="Fetch the grader")
+    assert "${{ secrets.GRADER_TOKEN }}" in fetch["env"].values()
+    assert "${{ secrets.GRADER_BUNDLE_URL }}" in fetch["env"].values()
+    assert "course-org/cnn-autograder" in fetch["run"] and '--branch "v1.2"' in fetch["run"]
     install = step(steps, name="Install the grader")
-    assert "${{ secrets.GRADER_TOKEN }}" in install["env"].values()
-    assert "${{ secrets.GRADER_BUNDLE_URL }}" in install["env"].values()
-    assert "course-org/cnn-autograder" in install["run"] and '--branch "v1.2"' in install["run"]
-    assert "requirements.lock" in install["run"]
+    assert "requirements.lock" in install["run"] and install["if"] == "steps.packages.outputs.cache-hit != 'true'"
+    # pip's cache and the venv, keyed by the lock file's hash and the one Python version
+    cache = step(steps, name="Cache the grader's packages")
+    assert cache["uses"].startswith("actions/cache@") and cache["id"] == "packages"
+    assert set(cache["with"]["path"].split()) == {"~/.cache/pip", "~/autograder/venv"}
+    assert "${{ steps.grader.outputs.lock }}" in cache["with"]["key"] and f"py{PYTHON_VERSION}-" in cache["with"]["key"]
+    assert step(steps, name="Set up Python")["with"]["python-version"] == PYTHON_VERSION
+    # only a push that changes what is graded runs it; every job and long step has a time limit
+    assert workflow["on"]["push"] == {"paths": ["toy.ipynb"]}
+    assert workflow["jobs"]["run-autograding-tests"]["timeout-minutes"] > 0
+    assert all(step(steps, name=n)["timeout-minutes"] > 0 for n in ("Fetch the grader", "Install the grader"))
+    assert not any(s.get("uses", "").startswith("actions/cache@") and "datasets" in s["name"] for s in steps)
     grade = step(steps, uses="classroom-resources/autograding-command-grader@")
     command = grade["with"]["command"]
     # the action passes the command only PATH, HOME and a few fixed variables: nothing else may be needed
@@ -141,6 +215,44 @@ def test_workflow_parses_and_names_its_steps(template):
     assert names.index("Feedback summary") > names.index("Grade the notebook")
     upload = step(steps, uses="actions/upload-artifact@")
     assert upload["if"] == "always()" and upload["with"]["path"].endswith("junit.xml")
+
+
+def test_keras_template_caches_the_datasets_and_the_retraining_cache(tmp_path):
+    classroom.template(load_assignment("keras_models"), tmp_path / "t", grader_repo="o/r")
+    workflow, steps = workflow_steps(tmp_path / "t")
+    assert workflow["on"]["push"]["paths"] == ["keras_models.ipynb", "lenet5.weights.h5", "vgg.weights.h5"]
+    data = step(steps, name="Cache the datasets and the retraining cache")
+    assert data["uses"].startswith("actions/cache@")
+    assert set(data["with"]["path"].split()) == {"~/.keras/datasets", "~/.cache/cnn-autograder"}
+    assert data["with"]["key"].endswith("-${{ github.sha }}")  # saved after every run, the newest restored
+    names = [s["name"] for s in steps]
+    assert names.index("Cache the datasets and the retraining cache") < names.index("Grade the notebook")
+
+
+def test_fetch_step_gets_the_bundle_and_keys_the_cache_by_the_lock_file(toy, template, tmp_path):
+    """The step's own script, with GRADER_BUNDLE_URL a file:// URL of the zip `make gradescope` builds."""
+    bundle = gradescope.build(toy, tmp_path / "autograder.zip")
+    fetch = step(workflow_steps(template)[1], name="Fetch the grader")
+    home, output, runner_temp = tmp_path / "home", tmp_path / "github_output", tmp_path / "runner_temp"
+    home.mkdir()
+    runner_temp.mkdir()
+    env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": str(home), "RUNNER_TEMP": str(runner_temp),
+           "GITHUB_OUTPUT": str(output), "GRADER_BUNDLE_URL": bundle.as_uri(), "GRADER_TOKEN": ""}
+    subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", fetch["run"]], cwd=tmp_path, env=env,
+                   check=True, timeout=60)
+    lock = (home / "autograder" / "src" / "requirements.lock").read_bytes()
+    assert read_github_output(output) == {"lock": hashlib.sha256(lock).hexdigest()[:16]}
+    assert (home / "autograder" / "src" / "grader" / "cli.py").is_file()
+
+
+def test_one_python_version_everywhere():
+    pyproject = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())
+    assert pyproject["tool"]["mypy"]["python_version"] == PYTHON_VERSION
+    assert pyproject["project"]["requires-python"] == f">={PYTHON_VERSION}"
+    workflow = yaml.safe_load((PROJECT_ROOT / ".github" / "workflows" / "grade-class.yml").read_text())
+    versions = {s["with"]["python-version"] for job in workflow["jobs"].values() for s in job["steps"]
+                if s.get("uses", "").startswith("actions/setup-python@")}
+    assert versions == {PYTHON_VERSION}
 
 
 # ---------------------------------------------------------------- GitHub Classroom: the workflow, simulated
@@ -204,8 +316,9 @@ def simulate(template: Path, notebook, tmp_path: Path) -> dict:
     _, steps = workflow_steps(template)
     for i, s in enumerate(steps):
         uses = s.get("uses", "")
-        if uses.startswith(("actions/checkout@", "actions/setup-python@")) or s["name"] == "Install the grader":
-            continue  # done above
+        if uses.startswith(("actions/checkout@", "actions/setup-python@", "actions/cache@")) or s["name"] in (
+                "Fetch the grader", "Install the grader"):
+            continue  # done above (test_fetch_step_... runs the fetch step itself)
         if uses.startswith("classroom-resources/autograding-command-grader@"):
             env = {"PATH": os.environ["PATH"], "FORCE_COLOR": "true", "DOTNET_CLI_HOME": "/tmp",
                    "DOTNET_NOLOGO": "true", "HOME": str(home)}  # all the action passes on

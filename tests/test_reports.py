@@ -110,16 +110,16 @@ def test_gradebook_csv_rows_columns_and_totals(graded):
     with open(reports / "gradebook.csv", newline="") as f:
         rows = list(csv.reader(f))
     header, body = rows[0], rows[1:]
-    assert header == ["student", *toy.functions, "total", "max_score", "status"]
+    assert header == ["student", *toy.functions, "raw_score", "late_penalty", "total", "max_score", "status",
+                      "days_late", "overrides"]
     assert len(body) == len(CLASS) and all(len(row) == len(header) for row in body)
     assert [row[0] for row in body] == sorted(CLASS)
     for row in body:
         results = results_of(reports, row[0])
-        values = [float(v) for v in row[1:-1]]
-        *functions, total, max_score = values
-        assert total == results.score and max_score == results.max_score
+        *functions, raw, penalty, total, max_score = [float(v) for v in row[1:-3]]
+        assert raw == total == results.score and penalty == 0 and max_score == results.max_score
         assert sum(functions) == pytest.approx(total)
-        assert row[-1] == ("notebook problem" if row[0] == "erin" else "graded")
+        assert row[-3:] == ["notebook problem" if row[0] == "erin" else "graded", "", ""]
 
 
 # ---------------------------------------------------------------- HTML: strict and offline
@@ -422,7 +422,12 @@ def gradescope_schema_problems(data) -> list[str]:
         if isinstance(test.get("score"), NUMBER) and isinstance(test.get("max_score"), NUMBER) \
                 and not 0 <= test["score"] <= test["max_score"] + 1e-9:
             problems.append(f"{where}.score is outside 0..max_score")
-    if data["tests"] and abs(sum(t.get("score", 0) for t in data["tests"]) - data["score"]) > 1e-6:
+    adjusted = (data.get("extra_data") or {}).get("adjustments")  # Gradescope's score may override the tests' sum
+    if adjusted:
+        late = adjusted.get("late") or {"points": 0}
+        if abs(adjusted["before_penalty"] - late["points"] - data["score"]) > 1e-6:
+            problems.append("score is not the adjusted score minus the late penalty")
+    elif data["tests"] and abs(sum(t.get("score", 0) for t in data["tests"]) - data["score"]) > 1e-6:
         problems.append("score is not the sum of the tests' scores")
     return problems
 

@@ -53,5 +53,5 @@ def test_class_grading_workflow_runs_shards_then_merges():
     grade_steps = " ".join(str(step) for step in jobs["grade"]["steps"])
     assert "gh classroom clone student-repos" in grade_steps and "SHARD=" in grade_steps
     assert "upload-artifact" in grade_steps
-    assert jobs["merge"]["needs"] == "grade"
+    assert jobs["merge"]["needs"] == ["plan", "grade"]
     assert any("grader merge" in str(step.get("run", "")) for step in jobs["merge"]["steps"])

@@ -23,7 +23,7 @@ import os
 import re
 import stat
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePath
 
 from grader.errors import SubmissionsError
@@ -234,6 +234,7 @@ class Submission:
     problem: str = ""      # why the submission cannot be graded, for the student
     notes: tuple[str, ...] = ()  # files left out at discovery (links, FIFOs, oversized...), for the student
     name: str = ""         # the student's name as submitted (folder, notebook or GitHub user); shown in reports
+    repo: Path | None = None  # the git clone it comes from (a `gh classroom clone` folder, or one inside the folder)
 
     @property
     def display_name(self) -> str:
@@ -295,7 +296,8 @@ class Submission:
 
 # Files a batch writes at the top of REPORTS (and other names a folder must never take), lower case.
 RESERVED_NAMES = frozenset({
-    "gradebook.csv", "summary.html", ".grader-run.json", "overrides.csv", "similarity.csv", "similarity.html",
+    "gradebook.csv", "summary.html", ".grader-run.json", "overrides.csv", "submitted_at.csv", "diff.csv",
+    "similarity.csv", "similarity.html",
     "bench.json", "results.json", "feedback.md", "feedback.html", "junit.xml", "index.html",
     "con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)), *(f"lpt{i}" for i in range(10))})
 MAX_FOLDER_CHARS = 64
@@ -375,6 +377,16 @@ def from_folder(folder: Path, student: str, notebook_name: str,
     return Submission(student, notebook, notebook.parent, notes=scan(notebook.parent, skip, first=notebook.name).notes)
 
 
+def _repository(folder: Path, notebook: Path | None) -> Path | None:
+    """The git clone a student folder is or holds: the folder itself, or the nearest folder above the
+    notebook that has a .git (a student folder holding the clone of their repository)."""
+    for candidate in [*(notebook.parents if notebook else ()), folder]:
+        if candidate == folder or folder in candidate.parents:
+            if os.path.lexists(candidate / ".git"):
+                return candidate
+    return None
+
+
 def discover(root: Path, notebook_name: str) -> list[Submission]:
     """All submissions under root, sorted by name. Links inside root are never followed.
 
@@ -391,8 +403,10 @@ def discover(root: Path, notebook_name: str) -> list[Submission]:
     prefix = _common_prefix([p.name for p in folders if os.path.lexists(p / ".git")])
     found: list[tuple[str, str, Submission]] = []  # (original name, entry name, submission)
     for folder in folders:
-        name = original_name(folder.name[len(prefix):] if prefix and os.path.lexists(folder / ".git") else folder.name)
-        found.append((name, folder.name, from_folder(folder, report_folder(name), notebook_name)))
+        is_repo = os.path.lexists(folder / ".git")
+        name = original_name(folder.name[len(prefix):] if prefix and is_repo else folder.name)
+        submission = from_folder(folder, report_folder(name), notebook_name)
+        found.append((name, folder.name, replace(submission, repo=_repository(folder, submission.notebook))))
     not_notebooks = []
     for entry in entries:
         if entry.is_dir(follow_symlinks=False):
@@ -442,8 +456,8 @@ def _unique(found: list[tuple[str, str, Submission]]) -> list[Submission]:
         for i, (name, entry, sub) in enumerate(items):
             if i:
                 name = f"{name} ({entry})"
-                sub = Submission(report_folder(name), sub.notebook, sub.folder, sub.problem, sub.notes)
-            unique.append(Submission(sub.student, sub.notebook, sub.folder, sub.problem, sub.notes, name))
+                sub = replace(sub, student=report_folder(name))
+            unique.append(replace(sub, name=name))
     return sorted(unique, key=lambda s: (s.display_name.casefold(), s.student))
 
 
@@ -471,5 +485,9 @@ def select_shard(submissions: list[Submission], shard: str) -> list[Submission]:
         raise SubmissionsError(f"--shard must look like i/N (e.g. 2/4), not {shard!r}")
     if not 1 <= index <= count:
         raise SubmissionsError(f"--shard {shard}: i must be between 1 and N")
-    return [s for s in submissions
-            if int.from_bytes(hashlib.sha256(s.student.encode()).digest()[:8], "big") % count == index - 1]
+    return [s for s in submissions if shard_of(s.student, count) == index]
+
+
+def shard_of(student: str, count: int) -> int:
+    """The shard (1..count) of a student's report folder: a hash of it, the same on every machine."""
+    return int.from_bytes(hashlib.sha256(student.encode()).digest()[:8], "big") % count + 1

@@ -31,6 +31,7 @@ from grader.results import Results
 log = logging.getLogger(__name__)
 TEMPLATES = Path(__file__).parent / "templates"
 BUNDLE_EXCLUDE = {"__pycache__", ".ipynb_checkpoints", ".git", ".pytest_cache"}
+PYTHON_VERSION = "3.11"  # the one Python of every workflow (Classroom template, grade-class.yml), as in pyproject
 
 
 @cache

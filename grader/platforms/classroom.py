@@ -17,6 +17,7 @@ import base64
 import json
 import logging
 import math
+import re
 import shutil
 import subprocess
 import tempfile
@@ -25,8 +26,9 @@ from typing import Any
 
 from grader.authoring.notebooks import dumps, read, starter
 from grader.config import Assignment, load_assignment
+from grader.errors import ConfigError
 from grader.ingest.submissions import safe_name
-from grader.platforms import check_ref, check_repo, grade_folder, render, source_path
+from grader.platforms import PYTHON_VERSION, check_ref, check_repo, grade_folder, render, source_path
 from grader.reports.feedback import render_feedback_html, render_feedback_md
 from grader.reports.junit import render_junit
 from grader.reports.view import HIDDEN_FAILED, case_view, student_results
@@ -114,6 +116,25 @@ def grade(assignment_dir: str, repo: Path, out: Path, student: str | None = None
     return results
 
 
+def shard_roster(roster: Path, shard: str) -> list[tuple[str, str]]:
+    """(login, owner/repository) of the students of shard "i/N" in a roster of `login<TAB>owner/repository`
+    lines (the classroom's accepted assignments), chosen as `grade --shard i/N` chooses them: by the report
+    folder of the student name, which is the login when each repository is cloned into a folder named so."""
+    from grader.ingest.submissions import report_folder, select_shard, shard_of
+    select_shard([], shard)  # checks i/N
+    index, count = (int(part) for part in shard.split("/"))
+    chosen = []
+    for number, line in enumerate(Path(roster).read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        login, _, repository = line.strip().partition("\t")
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+", repository) or not re.fullmatch(r"[A-Za-z0-9-]+", login):
+            raise ConfigError(f"{roster} line {number}: expected login<TAB>owner/repository, not {line!r}")
+        if shard_of(report_folder(login), count) == index:
+            chosen.append((login, repository))
+    return chosen
+
+
 def default_grader_repo() -> str:
     """owner/name of this repository's GitHub remote, if it has one."""
     try:
@@ -144,7 +165,8 @@ def template(assignment: Assignment, out: Path, grader_repo: str = "", grader_re
     minutes = math.ceil(assignment.limits.submission_budget / 60) + 5
     context = dict(assignment=assignment, assignment_path=source_path(assignment), grader_repo=grader_repo,
                    grader_ref=grader_ref, grade_minutes=minutes, job_minutes=minutes + 20, runner=RUNNER_ID,
-                   out=OUT, functions=_names(assignment.functions),
+                   out=OUT, functions=_names(assignment.functions), python_version=PYTHON_VERSION,
+                   trigger_paths=[assignment.notebook, *assignment.submission_files], datasets=bool(assignment.datasets),
                    files=_names(assignment.submission_files),
                    forbidden=_names(assignment.forbidden_modules, "or"))
     written = []

@@ -17,12 +17,14 @@ log = logging.getLogger(__name__)
 
 def render_reports(assignment: Assignment, reports: Path, students: list[str]) -> dict[str, str]:
     """Render the per-student reports of these students (report folders), and the class reports
-    (gradebook.csv, summary.html) from every results.json in reports, whichever run wrote it;
-    return {report: where}.
+    (gradebook.csv, summary.html) from every results.json in reports, whichever run wrote it, with
+    REPORTS/overrides.csv and the late policy applied (grader.adjust); return {report: where}.
+    A malformed overrides.csv or submitted_at.csv row is a CourseFileError, before anything is written.
 
     A student whose reports fail to render is logged (with the traceback) and listed under
     "render errors"; the others are still rendered.
     """
+    from grader.adjust import adjust_all
     from grader.reports.feedback import write_feedback
     from grader.reports.gradebook import write_gradebook
     from grader.reports.junit import write_junit
@@ -31,18 +33,19 @@ def render_reports(assignment: Assignment, reports: Path, students: list[str]) -
 
     reports = Path(reports)
     failed: list[str] = []
+    all_results = adjust_all(assignment, reports, read_reports(reports))
+    adjusted = {r.student: r for r in all_results}
     for student in students:
         folder = reports / student
         if not (folder / "results.json").is_file():
             continue
         try:
-            results = Results.read(folder / "results.json")
+            results = adjusted.get(student) or Results.read(folder / "results.json")
             write_feedback(assignment, results, folder)
             write_junit(assignment, results, folder)
         except Exception:
             failed.append(student)
             log.exception("could not render the reports of %s", student)
-    all_results = read_reports(reports)
     written = {
         "results": f"{reports}/<student>/results.json",
         "feedback": f"{reports}/<student>/feedback.md, feedback.html",
@@ -50,6 +53,10 @@ def render_reports(assignment: Assignment, reports: Path, students: list[str]) -
         "gradebook": str(write_gradebook(assignment, reports, all_results)),
         "summary": str(write_summary(assignment, all_results, reports)),
     }
+    overrides = sum(len(r.adjustments.overrides) for r in all_results if r.adjustments)
+    late = sum(1 for r in all_results if r.adjustments and r.adjustments.late and r.adjustments.late.points)
+    if overrides or late:
+        written["adjusted"] = f"{overrides} override(s) from {reports}/overrides.csv, {late} late penalty(ies)"
     if failed:
         written["render errors"] = ", ".join(failed)
     return written

@@ -1,7 +1,10 @@
-"""gradebook.csv: one row per student, one column per student function, the total, max_score and status.
+"""gradebook.csv: one row per student, one column per student function, the raw score, the late penalty,
+the total, max_score, status, days late and the instructor's overrides.
 
-status is graded, notebook problem, grader error or no submission (grader.results.STATUSES). A grader
-error has no score: its function columns, total and max_score are empty, never a number.
+The function columns and total carry the overrides (REPORTS/overrides.csv); raw_score is the grader's
+own score, late_penalty the points the late policy took off, total = the score after both. status is
+graded, notebook problem, grader error or no submission (grader.results.STATUSES). A grader error has no
+score: its function columns, scores and max_score are empty, never a number.
 """
 from __future__ import annotations
 
@@ -14,12 +17,15 @@ from grader.results import GRADER_ERROR, Results, write_atomic
 
 
 def function_scores(results: Results, functions: tuple[str, ...]) -> dict[str, float]:
-    """Points earned per function; a test counts for the first function it calls."""
-    scores = {name: 0.0 for name in functions}
-    for test in results.tests:
-        key = test.functions[0] if test.functions and test.functions[0] in scores else "other"
-        scores[key] = scores.get(key, 0.0) + test.score
-    return scores
+    """Points earned per function (function overrides applied); a test counts for the first function it calls."""
+    return results.function_points(functions)
+
+
+def overrides_text(results: Results) -> str:
+    """The overrides applied to these results, for one cell: `target: autograded -> points (reason)`."""
+    if not results.adjustments:
+        return ""
+    return "; ".join(f"{o.target}: {o.autograded:g} -> {o.points:g} ({o.reason})" for o in results.adjustments.overrides)
 
 
 def columns(assignment: Assignment, all_results: list[Results]) -> list[str]:
@@ -33,18 +39,23 @@ def columns(assignment: Assignment, all_results: list[Results]) -> list[str]:
 
 
 def render_gradebook(assignment: Assignment, all_results: list[Results]) -> str:
-    """The CSV text: student (the name as submitted), one column per function, total, max_score, status."""
+    """The CSV text: student (the name as submitted), one column per function, raw_score, late_penalty, total,
+    max_score, status, days_late, overrides."""
     names = columns(assignment, all_results)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["student", *names, "total", "max_score", "status"])
+    writer.writerow(["student", *names, "raw_score", "late_penalty", "total", "max_score", "status", "days_late",
+                     "overrides"])
     for results in sorted(all_results, key=lambda r: (r.name.casefold(), r.student)):
         if results.status == GRADER_ERROR:
-            writer.writerow([results.name, *("" for _ in names), "", "", results.status])
+            writer.writerow([results.name, *("" for _ in names), "", "", "", "", results.status, "", ""])
             continue
         scores = function_scores(results, assignment.functions)
+        late = results.adjustments.late if results.adjustments else None
         writer.writerow([results.name, *(f"{scores.get(n, 0.0):g}" for n in names),
-                         f"{results.score:g}", f"{results.max_score:g}", results.status])
+                         f"{results.autograded_score:g}", f"{late.points if late else 0:g}",
+                         f"{results.score:g}", f"{results.max_score:g}", results.status,
+                         late.days_late if late else "", overrides_text(results)])
     return buffer.getvalue()
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import jinja2
 
 from grader.config import Assignment
-from grader.results import Results, TestResult
+from grader.results import Adjustments, Results, TestResult
 
 TEMPLATES = Path(__file__).parent / "templates"
 OTHER = "other"
@@ -77,6 +77,7 @@ class StudentView:
     functions: list[FunctionView]
     grader_failed: bool
     hidden_note: bool
+    adjustments: Adjustments | None = None  # the instructor's overrides and the late penalty (adjustments.*.j2)
 
     @property
     def percent(self) -> str:
@@ -118,6 +119,10 @@ def student_view(assignment: Assignment, results: Results) -> StudentView:
         group.tests.append(case_view(assignment, test))
         group.score += test.score
         group.max_score += test.max_score
+    if results.adjustments:  # function overrides replace the sum of their tests
+        for name, points in results.function_points(assignment.functions, OTHER).items():
+            if name in groups:
+                groups[name].score = points
     lines = (results.output or "").splitlines()
     if lines and lines[0].startswith("Score:"):
         lines = lines[1:]
@@ -125,7 +130,8 @@ def student_view(assignment: Assignment, results: Results) -> StudentView:
         title=assignment.title, student=results.name, score=results.score, max_score=results.max_score,
         notes=clean_text("\n".join(lines).strip()), functions=[g for g in groups.values() if g.tests],
         grader_failed=bool(results.meta.grader_error),
-        hidden_note=any(is_hidden(t) for t in results.tests) and not assignment.hidden_output)
+        hidden_note=any(is_hidden(t) for t in results.tests) and not assignment.hidden_output,
+        adjustments=results.adjustments)
 
 
 def md_escape(text: str) -> str:
