@@ -218,6 +218,13 @@ def _student_output(results: list[TestResult], cells: list[CellLog], problem: st
     return "\n".join(lines)
 
 
+def runnable_cells(assignment: Assignment, cells: list[str]) -> list[str]:
+    """The cells as the student process runs them, in the assignment's cell mode."""
+    if assignment.cells == "definitions":
+        return [keep_definitions(cell) for cell in cells]
+    return cells
+
+
 def grade_submission(assignment: Assignment, submission: Submission, *, seed: int, data_dir: str | None = None,
                      sandbox_mode: str = "strict") -> Results:
     """Grade one submission and return its results model (nothing is written here)."""
@@ -237,8 +244,7 @@ def grade_submission(assignment: Assignment, submission: Submission, *, seed: in
                 notes += notebook.notes
             except IngestError as exc:
                 problem = str(exc)
-        if assignment.cells == "definitions":
-            cells = [keep_definitions(cell) for cell in cells]
+        cells = runnable_cells(assignment, cells)
         sandbox.mkdir(exist_ok=True)
         files.mkdir(exist_ok=True)
         timings["ingest"] = time.monotonic() - began
@@ -261,7 +267,7 @@ def grade_submission(assignment: Assignment, submission: Submission, *, seed: in
             student=submission.student, name=submission.display_name, status=status,
             assignment=assignment.ref, seed=seed, problem=problem,
             notebook=str(submission.notebook) if submission.notebook else None,
-            cells=_cell_logs(session, notebook.positions), isolation=session.isolation, restarts=session.restarts,
+            cells=cell_logs(session, notebook.positions), isolation=session.isolation, restarts=session.restarts,
             notes=notes, source=notebook.shown,
             defined_in={f: notebook.outline.defined_in[f] for f in assignment.functions
                         if f in notebook.outline.defined_in},
@@ -282,13 +288,31 @@ def grade_submission(assignment: Assignment, submission: Submission, *, seed: in
         remove_workdir(workdir)
 
 
-def _cell_logs(session: StudentSession, positions: list[int]) -> list[CellLog]:
+def cell_logs(session: StudentSession, positions: list[int]) -> list[CellLog]:
     """The cells' logs in order, numbered by position in the notebook, each error's last line apart
     (results.bound keeps the first failing ones and counts the rest)."""
     logs = sorted(session.cell_logs.values(), key=lambda log: log.number)
     for log in logs:
         log.position = positions[log.number - 1] if 0 < log.number <= len(positions) else log.number
         log.error = renumber(log.error, positions)
-        lines = [line for line in log.error.splitlines() if line.strip()]
-        log.summary = lines[-1].strip() if log.status == "raised" and lines else ""
+        log.summary = _summary(log.error, log.position) if log.status == "raised" else ""
     return logs
+
+
+_FRAME_LINE = re.compile(r"^\s*cell (\d+), line (\d+), in ")
+_SYNTAX_LINE = re.compile(r'File "<cell \d+>", line (\d+)')
+
+
+def _summary(error: str, position: int) -> str:
+    """A traceback in one line: its last line, and the student's line that raised it (in the cell at position,
+    unless it names another)."""
+    lines = [line for line in error.splitlines() if line.strip()]
+    if not lines:
+        return ""
+    frame = _FRAME_LINE.match(lines[-3]) if len(lines) >= 3 else None
+    if frame:
+        where = f"line {frame.group(2)}" if int(frame.group(1)) == position else \
+            f"in cell {frame.group(1)}, line {frame.group(2)}"
+        return f"{lines[-1].strip()} ({where}: {lines[-2].strip()})"
+    compiled = _SYNTAX_LINE.search(error)  # a SyntaxError: where the parser stopped
+    return lines[-1].strip() + (f" (line {compiled.group(1)})" if compiled else "")

@@ -24,13 +24,15 @@ class Outline:
     the names its body reads."""
     defined_in: dict[str, int] = field(default_factory=dict)
     uses: dict[str, set[str]] = field(default_factory=dict)
+    stubs: set[str] = field(default_factory=set)  # functions whose body only raises NotImplementedError
 
     def graded_uses(self, functions: tuple[str, ...]) -> dict[str, list[str]]:
         """Each graded function -> the other graded functions it calls, directly or through helpers
         defined in the notebook, in the assignment's order."""
         found: dict[str, list[str]] = {}
         for name in functions:
-            seen, todo = set(), [name]
+            seen: set[str] = set()
+            todo = [name]
             while todo:
                 current = todo.pop()
                 for used in self.uses.get(current, set()) - seen:
@@ -52,6 +54,14 @@ def _bound_names(stmt: ast.stmt) -> list[str]:
     return [n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)]
 
 
+def _is_stub(function: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    body = function.body[1:] if ast.get_docstring(function) is not None else function.body
+    if len(body) != 1 or not isinstance(body[0], ast.Raise) or body[0].exc is None:
+        return False
+    exc = body[0].exc.func if isinstance(body[0].exc, ast.Call) else body[0].exc
+    return isinstance(exc, ast.Name) and exc.id == "NotImplementedError"
+
+
 def outline(cells: list[str], positions: list[int]) -> Outline:
     """The outline of a notebook's code cells (Python, as ingest made them) at these positions."""
     found = Outline()
@@ -68,6 +78,26 @@ def outline(cells: list[str], positions: list[int]) -> Outline:
             if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 found.uses[stmt.name] = {n.id for n in ast.walk(stmt) if isinstance(n, ast.Name)
                                          and isinstance(n.ctx, ast.Load)}
+                (found.stubs.add if _is_stub(stmt) else found.stubs.discard)(stmt.name)
+    return found
+
+
+def self_checks(cells: list[str], positions: list[int]) -> list[int]:
+    """The positions of the cells that check something themselves: an `assert` outside any def or class."""
+    found = []
+    for source, position in zip(cells, positions):
+        try:
+            tree = ast.parse(source)
+        except (SyntaxError, ValueError, MemoryError, RecursionError):
+            continue
+        todo: list[ast.AST] = list(tree.body)
+        while todo:
+            node = todo.pop()
+            if isinstance(node, ast.Assert):
+                found.append(position)
+                break
+            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+                todo.extend(ast.iter_child_nodes(node))
     return found
 
 

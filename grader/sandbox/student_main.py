@@ -2,7 +2,8 @@
 
 It confines itself (grader.sandbox.confine), installs the audit hook (grader.sandbox.audit), then serves
 requests from the grader over two pipes: run a notebook cell, call a student function with data,
-or build a Keras model and save it as a .keras file. Replies are data only (grader.sandbox.wire).
+build a Keras model and save it as a .keras file, or say which functions are defined (`grader check`).
+Replies are data only (grader.sandbox.wire).
 Nothing in this process can reach the hidden tests, the expected values or the grader's memory.
 """
 import json
@@ -154,6 +155,10 @@ class Server:
                 self.reply(self.run_cell(request["index"]), request_id)
             elif op == "call":
                 self.reply(self.call(request), request_id)
+            elif op == "defined":
+                names = [n for n in request.get("names", []) if isinstance(n, str)]
+                self.reply({"status": "ok", "defined": [n for n in names if callable(self.module.__dict__.get(n))]},
+                           request_id)
             else:
                 self.reply({"status": "error", "error": f"unknown op {op!r}"}, request_id)
 

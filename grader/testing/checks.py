@@ -33,8 +33,8 @@ __all__ = [
     "checked_call",
     "describe",
     "max_abs_error",
-    "relative_error",
     "numeric_gradient",
+    "relative_error",
     "tolerance",
 ]
 
