@@ -43,8 +43,10 @@ def _allowed(tag: str, name: str, value: str) -> bool:
 
 
 def sanitize(html: str) -> str:
-    """HTML reduced to the allowlist; anything else is shown as text (escaped), never interpreted."""
-    return bleach.clean(html, tags=TAGS, attributes=_allowed, protocols={"data"}, strip=False, strip_comments=True)
+    """HTML reduced to the allowlist; anything else is shown as text (escaped), never interpreted. An image
+    left without an embedded PNG is dropped."""
+    clean = bleach.clean(html, tags=TAGS, attributes=_allowed, protocols={"data"}, strip=False, strip_comments=True)
+    return re.sub(r'<img(?![^>]*\ssrc="data:image/png;base64,)[^>]*>', "", clean)
 
 
 def _output(output) -> nbformat.NotebookNode:

@@ -18,6 +18,7 @@ from functools import cache
 from pathlib import Path
 
 import jinja2
+from markupsafe import Markup, escape
 
 from grader.config import Assignment
 from grader.results import MISSING, NOT_IMPLEMENTED, CellLog, Results, TestResult
@@ -80,6 +81,7 @@ class FunctionView:
     groups: list[FailureGroup] = field(default_factory=list)   # failed cases with details, grouped
     calls_wrong: list[str] = field(default_factory=list)       # graded functions it calls that lose points
     advice: str = ""                                           # its most likely mistake, in one line
+    fix_first: str = ""                                        # or: the wrong function it calls, to fix first
 
     @property
     def failed(self) -> list[CaseView]:
@@ -177,8 +179,7 @@ def _failure_groups(cases: list[CaseView]) -> list[FailureGroup]:
 def _advice(function: FunctionView, causes: dict[str, str]) -> str:
     """The function's most likely mistake, in one line."""
     if function.calls_wrong:
-        first = function.calls_wrong[0]
-        return f"it calls your `{first}`, which loses points: fix `{first}` first."
+        return ""  # the templates say which function to fix first
     with_diagnosis = [g for g in function.groups if g.diagnosis]
     if with_diagnosis:
         return with_diagnosis[0].diagnosis
@@ -248,6 +249,7 @@ def student_view(assignment: Assignment, results: Results) -> StudentView:
         function.groups = _failure_groups(function.tests)
         function.calls_wrong = [g for g in results.meta.uses.get(function.name, []) if g in lost]
         function.advice = clean_text(_advice(function, causes)) if function.lost_points else ""
+        function.fix_first = function.calls_wrong[0] if function.lost_points and function.calls_wrong else ""
     meta = results.meta
     blocked = bool(meta.problem) and not any(t.passed for t in results.tests)
     notes = "\n".join(meta.notes)
@@ -268,6 +270,7 @@ def md_escape(text: str) -> str:
     text = re.sub(r"([\\`*|])", r"\\\1", text)
     text = re.sub(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])", r"\\_", text)  # intraword _ is literal in GFM
     text = re.sub(r"\[(?=[^\]]*\]\()", r"\\[", text)  # no [text](link)
+    text = re.sub(r"\](?=\()", "&#93;", text)  # not even the end of one
     text = re.sub(r"^([#+-])", r"\\\1", text.lstrip())  # no heading or list marker
     text = re.sub(r"^(\d+)([.)])", r"\1\\\2", text)
     return " ".join(text.split())
@@ -280,13 +283,18 @@ def md_code(text: str) -> str:
     return f"{fence}text\n{text}\n{fence}"
 
 
+def code_spans(text: str) -> Markup:
+    """Text escaped for HTML, its `code` spans shown as <code>."""
+    return Markup(re.sub(r"`([^`\n]+)`", r"<code>\1</code>", str(escape(text))))
+
+
 @cache
 def environment(kind: str) -> jinja2.Environment:
     """The template environment: 'html' (autoescaped) or 'md'."""
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=kind == "html",
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
                              keep_trailing_newline=True)
-    env.filters.update(fmt=fmt, md=md_escape, md_code=md_code)
+    env.filters.update(fmt=fmt, md=md_escape, md_code=md_code, code_spans=code_spans)
     return env
 
 
