@@ -20,6 +20,7 @@ from functools import cache
 import bleach
 import nbformat
 from markupsafe import Markup
+from nbconvert import HTMLExporter
 from pygments.formatters import HtmlFormatter
 
 from grader.reports.view import StudentView, render
@@ -68,10 +69,8 @@ def _notebook(results: Results, notes: dict[int, list[str]]) -> nbformat.Noteboo
     return node
 
 
-@cache
-def _exporter():
-    from nbconvert import HTMLExporter
-    return HTMLExporter(template_name="basic", exclude_input_prompt=True, exclude_output_prompt=True,
+# Created when the renderers are imported (grader.batch.preload_renderers), before any student process starts.
+EXPORTER = HTMLExporter(template_name="basic", exclude_input_prompt=True, exclude_output_prompt=True,
                         anchor_link_text="")
 
 
@@ -100,7 +99,7 @@ def render_notebook(results: Results, view: StudentView) -> Markup:
         position = results.meta.defined_in.get(function.name)
         if position is not None:
             add(position, render("notebook_note.html.j2", cell=None, function=function))
-    body, _ = _exporter().from_notebook_node(_notebook(results, notes))
+    body, _ = EXPORTER.from_notebook_node(_notebook(results, notes))
     clean = sanitize(body)
     clean = re.sub(rf"<p>(GRADERNOTE{nonce}N\d+)</p>", lambda m: html_notes.get(m.group(1), ""), clean)
     return Markup(clean)

@@ -252,7 +252,7 @@ def student_view(assignment: Assignment, results: Results) -> StudentView:
         function.fix_first = function.calls_wrong[0] if function.lost_points and function.calls_wrong else ""
     meta = results.meta
     blocked = bool(meta.problem) and not any(t.passed for t in results.tests)
-    notes = "\n".join(meta.notes)
+    notes = "\n".join(meta.notes + [f"[... cut to keep this report bounded: {what}]" for what in meta.truncated])
     if meta.problem and not blocked:
         notes = f"{meta.problem}\n{notes}"
     return StudentView(
