@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from grader.config import Assignment
-from grader.reports.notebook import highlight_css, render_notebook
+from grader.reports.notebook import render_notebook
 from grader.reports.view import render, student_view
 from grader.results import Results, write_atomic
 
@@ -21,7 +21,7 @@ def render_feedback_md(assignment: Assignment, results: Results) -> str:
 
 def render_feedback_html(assignment: Assignment, results: Results) -> str:
     view = student_view(assignment, results)
-    return render("feedback.html.j2", v=view, notebook=render_notebook(results, view), highlight_css=highlight_css())
+    return render("feedback.html.j2", v=view, notebook=render_notebook(results, view))
 
 
 def write_feedback(assignment: Assignment, results: Results, folder: Path) -> list[Path]:

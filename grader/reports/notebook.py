@@ -1,11 +1,11 @@
 """The student's notebook inside feedback.html: rendered with nbconvert, sanitized, annotated.
 
 The notebook is hostile input. What is rendered comes from the results model (the cells as saved,
-with only text, error and PNG outputs: no HTML, JavaScript or SVG outputs survive ingest), and the
-HTML nbconvert makes of it (Markdown cells included) is cleaned with bleach against an allowlist:
-no script, style, frame, form or link element, no event handler, no URL but `data:image/png`
-images and in-page anchors. The page's Content-Security-Policy forbids scripts and network loads
-as a second layer.
+with only text, error and PNG outputs: no HTML, JavaScript or SVG outputs survive ingest). nbconvert
+renders it with templates/nbconvert/feedback_notebook: code and text outputs are escaped, PNGs are
+embedded base64, and each Markdown cell's HTML is cleaned with bleach against an allowlist (no
+script, style, frame, form or link element, no event handler, no URL but `data:image/png` images and
+in-page anchors). The page's Content-Security-Policy forbids scripts and network loads as a second layer.
 
 Each graded function's cell is followed by a note with its points and most likely mistake, and each
 cell that failed when the grader ran it by what it raised. Cells are labelled with their position
@@ -15,15 +15,13 @@ from __future__ import annotations
 
 import re
 import secrets
-from functools import cache
 
 import bleach
 import nbformat
 from markupsafe import Markup
 from nbconvert import HTMLExporter
-from pygments.formatters import HtmlFormatter
 
-from grader.reports.view import StudentView, render
+from grader.reports.view import TEMPLATES, StudentView, render
 from grader.results import Results
 
 TAGS = {"a", "b", "blockquote", "br", "code", "del", "div", "em", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i",
@@ -51,7 +49,7 @@ def sanitize(html: str) -> str:
 
 
 def _output(output) -> nbformat.NotebookNode:
-    if output.kind == "image":
+    if output.kind == "image" and re.fullmatch(r"[A-Za-z0-9+/]+=*", output.text):
         return nbformat.v4.new_output("display_data", data={"image/png": output.text})
     return nbformat.v4.new_output("stream", name="stderr" if output.kind == "error" else "stdout", text=output.text)
 
@@ -70,14 +68,9 @@ def _notebook(results: Results, notes: dict[int, list[str]]) -> nbformat.Noteboo
 
 
 # Created when the renderers are imported (grader.batch.preload_renderers), before any student process starts.
-EXPORTER = HTMLExporter(template_name="basic", exclude_input_prompt=True, exclude_output_prompt=True,
-                        anchor_link_text="")
-
-
-@cache
-def highlight_css() -> str:
-    """Pygments' colours for the code cells, scoped to the rendered notebook."""
-    return HtmlFormatter(style="default").get_style_defs(".nb .highlight")
+EXPORTER = HTMLExporter(template_name="feedback_notebook", extra_template_basedirs=[str(TEMPLATES / "nbconvert")],
+                        exclude_input_prompt=True, exclude_output_prompt=True, anchor_link_text="")
+EXPORTER.register_filter("sanitize", sanitize)
 
 
 def render_notebook(results: Results, view: StudentView) -> Markup:
@@ -100,6 +93,5 @@ def render_notebook(results: Results, view: StudentView) -> Markup:
         if position is not None:
             add(position, render("notebook_note.html.j2", cell=None, function=function))
     body, _ = EXPORTER.from_notebook_node(_notebook(results, notes))
-    clean = sanitize(body)
-    clean = re.sub(rf"<p>(GRADERNOTE{nonce}N\d+)</p>", lambda m: html_notes.get(m.group(1), ""), clean)
-    return Markup(clean)
+    body = re.sub(rf"<p>(GRADERNOTE{nonce}N\d+)</p>", lambda m: html_notes.get(m.group(1), ""), body)
+    return Markup(body)
