@@ -89,6 +89,28 @@ def _grade(args: argparse.Namespace) -> int:
     return 1 if "render errors" in written else 0
 
 
+def _check(args: argparse.Namespace) -> int:
+    from grader.check import check_notebook, render_check
+    notebook = Path(args.notebook)
+    if not notebook.is_file():
+        raise GraderUsageError(f"{notebook} is not a notebook file")
+    assignment = load_assignment(args.assignment) if args.assignment else _assignment_of(notebook)
+    report = check_notebook(assignment, notebook, sandbox_mode=args.sandbox)
+    print(render_check(report), end="")
+    return 0 if report.ok else 1
+
+
+def _assignment_of(notebook: Path):
+    """The assignment whose notebook has this file name."""
+    found = [a for a in (load_assignment(p.parent.name) for p in sorted(SOLUTIONS_DIR.glob("*/assignment.toml")))
+             if a.notebook == notebook.name]
+    if len(found) != 1:
+        names = sorted(p.parent.name for p in SOLUTIONS_DIR.glob("*/assignment.toml"))
+        raise GraderUsageError(f"no assignment has a notebook named {notebook.name}: give it with --assignment "
+                               f"(one of {', '.join(names)})")
+    return found[0]
+
+
 def _generate(args: argparse.Namespace) -> int:
     from grader.authoring.notebooks import generate_starter, starter_is_current
     names = args.assignments or sorted(p.parent.name for p in SOLUTIONS_DIR.glob("*/assignment.toml"))
@@ -258,6 +280,20 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     defaults = DefaultsFormatter
     _add_grade_parser(commands)
+
+    check = commands.add_parser(
+        "check", help="run a notebook as the grader will, without the hidden tests (for students, before submitting)",
+        formatter_class=defaults,
+        description="Run NOTEBOOK exactly as the grader runs it (same sandbox, cell mode and limits) without the "
+                    "hidden tests; say which graded functions are defined, which cells failed or were skipped "
+                    "and why, how the notebook's self-checks fared, and which files would be submitted. "
+                    "Exit status 1 when something needs fixing.")
+    check.add_argument("notebook", help="the notebook to check (the files beside it are submitted with it)")
+    check.add_argument("--assignment", help="assignment name or folder (default: the one whose notebook has "
+                       "NOTEBOOK's file name)")
+    check.add_argument("--sandbox", choices=("strict", "best-effort"), default="strict",
+                       help="as for grade")
+    check.set_defaults(run=_check)
 
     generate = commands.add_parser("generate", help="write the starter notebooks in assignments/ from the masters",
                                    formatter_class=defaults)

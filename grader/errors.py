@@ -24,7 +24,14 @@ class SandboxError(GraderUsageError):
 
 
 class StudentError(AssertionError):
-    """A call into the student's code failed; the message is written for the student."""
+    """A call into the student's code failed; the message is written for the student.
+
+    kind says why, when the reports group by it (grader.results.CAUSES): "missing", "not implemented",
+    "raised", "forbidden"; empty otherwise. function is the student function it is about."""
+
+    def __init__(self, message: str = "", kind: str = "", function: str = ""):
+        super().__init__(message)
+        self.kind, self.function = kind, function
 
 
 class IngestError(Exception):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import resource
 import shutil
 import signal
@@ -23,12 +24,13 @@ from grader.config import Assignment
 from grader.errors import IngestError
 from grader.ingest import submissions as ingest
 from grader.ingest.git_time import last_commit_time
-from grader.ingest.notebook import keep_definitions, read_notebook
+from grader.ingest.notebook import Notebook, keep_definitions, read_notebook
 from grader.ingest.submissions import Submission, UnsafeFile, left_out, open_regular, read_chunks
 from grader.results import (
     GRADED,
     MAX_CELL_ERRORS,
     MAX_CELL_TEXT,
+    MISSING,
     NO_SUBMISSION,
     NOTEBOOK_PROBLEM,
     CellLog,
@@ -150,29 +152,68 @@ def copy_files(submission: Submission, target: Path) -> list[str]:
     return notes
 
 
-def _test_result(outcome: Outcome, assignment: Assignment) -> TestResult:
+def _test_result(outcome: Outcome, assignment: Assignment, positions: list[int]) -> TestResult:
     points = outcome.markers.points
+    failed = not outcome.passed
     return TestResult(
         name=outcome.name, score=points if outcome.passed else round(points * outcome.credit, 6),
         max_score=points, passed=outcome.passed, functions=outcome.markers.calls,
         category=outcome.markers.category,
         visibility=assignment.hidden_visibility if outcome.markers.hidden else "visible",
-        message="" if outcome.passed else outcome.message, diagnosis="" if outcome.passed else outcome.diagnosis,
-        duration=outcome.duration, metrics=outcome.metrics, grader_error=outcome.grader_error)
+        message=renumber(outcome.message, positions) if failed else "",
+        diagnosis=outcome.diagnosis if failed else "",
+        duration=outcome.duration, metrics=outcome.metrics, grader_error=outcome.grader_error,
+        cause=outcome.cause if failed else "", culprit=outcome.culprit if failed else "")
 
 
-def _student_output(results: list[TestResult], session: StudentSession, problem: str, notes: list[str]) -> str:
+CELL_NUMBERING = "cells are numbered from the top of the notebook, Markdown cells included"
+_CELL_FRAME = re.compile(r'(<?)cell (\d+)(>?"?, line \d)')
+
+
+def renumber(text: str, positions: list[int]) -> str:
+    """The student process's tracebacks name code cell N (the Nth cell it ran): name the cell's position in
+    the notebook instead, the numbering every report uses."""
+    def position(match: re.Match) -> str:
+        number = int(match.group(2))
+        where = positions[number - 1] if 0 < number <= len(positions) else number
+        return f"{match.group(1)}cell {where}{match.group(3)}"
+    return _CELL_FRAME.sub(position, text or "")
+
+
+def cell_failure(log: CellLog) -> str:
+    """What went wrong in a cell, in one line: "cell 31 raised SyntaxError: '(' was never closed"."""
+    if log.status == "raised":
+        return f"cell {log.position or log.number} raised {log.summary or 'an error'}"
+    return f"cell {log.position or log.number} {log.error.splitlines()[0] if log.error else log.status}"
+
+
+def undefined_reason(name: str, meta: SubmissionMeta) -> str:
+    """Why a graded function is not defined, linked to the cell that should have defined it."""
+    position = meta.defined_in.get(name)
+    if position is None:
+        return (f"`{name}` is not defined: no cell of your notebook defines it (the tests call `{name}`: "
+                "check the spelling)")
+    log = next((c for c in meta.cells if c.position == position), None)
+    if log is not None and log.status != "ok":
+        return f"`{name}` is not defined: {cell_failure(log)}"
+    return (f"`{name}` is not defined after running your notebook, although cell {position} defines it: check "
+            "that it is defined at the top level of the cell, not inside an `if` or a function")
+
+
+def _student_output(results: list[TestResult], cells: list[CellLog], problem: str, notes: list[str]) -> str:
     earned, possible = sum(t.score for t in results), sum(t.max_score for t in results)
     lines = [f"Score: {earned:g} / {possible:g}"]
     if problem:
         lines.append(f"Your submission could not be graded: {problem}")
-    failing = [log for log in sorted(session.cell_logs.values(), key=lambda log: log.number) if log.status != "ok"]
+    failing = [log for log in cells if log.status != "ok"]
+    if failing:
+        lines.append(f"Cells that failed ({CELL_NUMBERING}):")
     for log in failing[:MAX_CELL_ERRORS]:
-        lines.append(f"Cell {log.number} {'raised an error' if log.status == 'raised' else log.status}:\n"
+        lines.append(f"Cell {log.position} {'raised an error' if log.status == 'raised' else log.status}:\n"
                      f"{clip(log.error, MAX_CELL_TEXT, keep_end=True)}")
     if len(failing) > MAX_CELL_ERRORS:
         lines.append(f"[... {len(failing) - MAX_CELL_ERRORS:,} more cells failed (cells "
-                     f"{failing[MAX_CELL_ERRORS].number} to {failing[-1].number}); only the first "
+                     f"{failing[MAX_CELL_ERRORS].position} to {failing[-1].position}); only the first "
                      f"{MAX_CELL_ERRORS} are shown]")
     lines += notes
     return "\n".join(lines)
@@ -184,6 +225,13 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
+def runnable_cells(assignment: Assignment, cells: list[str]) -> list[str]:
+    """The cells as the student process runs them, in the assignment's cell mode."""
+    if assignment.cells == "definitions":
+        return [keep_definitions(cell) for cell in cells]
+    return cells
+
+
 def grade_submission(assignment: Assignment, submission: Submission, *, seed: int, data_dir: str | None = None,
                      sandbox_mode: str = "strict") -> Results:
     """Grade one submission and return its results model (nothing is written here)."""
@@ -192,6 +240,7 @@ def grade_submission(assignment: Assignment, submission: Submission, *, seed: in
     workdir = make_workdir(submission.student)
     sandbox, files = workdir / "sandbox", workdir / "files"
     problem, notes, cells = submission.problem, list(submission.notes), []
+    notebook = Notebook(cells=[])
     try:
         if not problem and submission.notebook is not None:
             try:
@@ -202,8 +251,7 @@ def grade_submission(assignment: Assignment, submission: Submission, *, seed: in
                 notes += notebook.notes
             except IngestError as exc:
                 problem = str(exc)
-        if assignment.cells == "definitions":
-            cells = [keep_definitions(cell) for cell in cells]
+        cells = runnable_cells(assignment, cells)
         sandbox.mkdir(exist_ok=True)
         files.mkdir(exist_ok=True)
         timings["ingest"] = time.monotonic() - began
@@ -222,15 +270,22 @@ def grade_submission(assignment: Assignment, submission: Submission, *, seed: in
         status = NO_SUBMISSION if submission.missing else NOTEBOOK_PROBLEM if problem else GRADED
         if status == GRADED and session.over_budget:
             status, problem = NOTEBOOK_PROBLEM, budget_exceeded(assignment.limits.submission_budget)
-        tests = [_test_result(o, assignment) for o in outcomes]
+        tests = [_test_result(o, assignment, notebook.positions) for o in outcomes]
         meta = SubmissionMeta(
             student=submission.student, name=submission.display_name, status=status,
             assignment=assignment.ref, seed=seed, problem=problem,
             notebook=str(submission.notebook) if submission.notebook else None,
-            cells=_cell_logs(session), isolation=session.isolation, restarts=session.restarts)
+            cells=cell_logs(session, notebook.positions), isolation=session.isolation, restarts=session.restarts,
+            notes=notes, source=notebook.shown,
+            defined_in={f: notebook.outline.defined_in[f] for f in assignment.functions
+                        if f in notebook.outline.defined_in},
+            uses=notebook.outline.graded_uses(assignment.functions))
         committed = last_commit_time(submission.repo) if submission.repo else None
         if committed:
             meta.submitted_at, meta.submitted_from = committed.isoformat(), "last git commit"
+        for test in tests:
+            if test.cause == MISSING:
+                test.message = undefined_reason(test.culprit, meta)
         timings.update(session.timings)
         timings["train_eval"] = sum(float(o.metrics.get("train_eval_seconds", 0.0)) for o in outcomes)
         timings["results"] = time.monotonic() - began_results
@@ -239,12 +294,37 @@ def grade_submission(assignment: Assignment, submission: Submission, *, seed: in
         meta.peak_rss_mb = {"grader": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                             "student": session.peak_memory_mb}
         return Results(score=round(sum(t.score for t in tests), 6), max_score=sum(t.max_score for t in tests),
-                       output=_student_output(tests, session, problem, notes), tests=tests, meta=meta,
+                       output=_student_output(tests, meta.cells, problem, notes), tests=tests, meta=meta,
                        execution_time=round(time.monotonic() - began, 3))
     finally:
         remove_workdir(workdir)
 
 
-def _cell_logs(session: StudentSession) -> list[CellLog]:
-    """The cells' logs in order (results.bound keeps the first failing ones and counts the rest)."""
-    return sorted(session.cell_logs.values(), key=lambda log: log.number)
+def cell_logs(session: StudentSession, positions: list[int]) -> list[CellLog]:
+    """The cells' logs in order, numbered by position in the notebook, each error's last line apart
+    (results.bound keeps the first failing ones and counts the rest)."""
+    logs = sorted(session.cell_logs.values(), key=lambda log: log.number)
+    for log in logs:
+        log.position = positions[log.number - 1] if 0 < log.number <= len(positions) else log.number
+        log.error = renumber(log.error, positions)
+        log.summary = _summary(log.error, log.position) if log.status == "raised" else ""
+    return logs
+
+
+_FRAME_LINE = re.compile(r"^\s*cell (\d+), line (\d+), in ")
+_SYNTAX_LINE = re.compile(r'File "<cell \d+>", line (\d+)')
+
+
+def _summary(error: str, position: int) -> str:
+    """A traceback in one line: its last line, and the student's line that raised it (in the cell at position,
+    unless it names another)."""
+    lines = [line for line in error.splitlines() if line.strip()]
+    if not lines:
+        return ""
+    frame = _FRAME_LINE.match(lines[-3]) if len(lines) >= 3 else None
+    if frame:
+        where = f"line {frame.group(2)}" if int(frame.group(1)) == position else \
+            f"in cell {frame.group(1)}, line {frame.group(2)}"
+        return f"{lines[-1].strip()} ({where}: {lines[-2].strip()})"
+    compiled = _SYNTAX_LINE.search(error)  # a SyntaxError: where the parser stopped
+    return lines[-1].strip() + (f" (line {compiled.group(1)})" if compiled else "")

@@ -36,6 +36,9 @@ MAX_CELL_OUTPUT = 8000        # one cell's output (the student process already c
 MAX_TEST_TEXT = 4000          # one test's message (its diagnosis: a quarter of it)
 MAX_OUTPUT_TEXT = 20_000      # the text shown to the student (notes and cell errors)
 MAX_DETAIL_TEXT = 8000        # a grader error's traceback
+MAX_SOURCE_TEXT = 20_000      # one notebook cell's source, as shown in the feedback
+MAX_SHOWN_OUTPUT = 2000       # one text output of a notebook cell, as shown in the feedback
+MAX_IMAGE_BYTES = 200_000     # one PNG output of a notebook cell (base64), as shown in the feedback
 
 
 _CLIPPED = re.compile(r"\n?\[\.\.\. truncated: ([\d,]+) characters in all\]\n?")
@@ -76,6 +79,8 @@ class TestResult:
     duration: float = 0.0
     metrics: dict[str, Metric] = field(default_factory=dict)
     grader_error: str = ""
+    cause: str = ""        # why the student's code gave no result to check (one of CAUSES), "" otherwise
+    culprit: str = ""      # the student function the cause is about (a test may call several)
 
     @property
     def status(self) -> str:
@@ -92,6 +97,8 @@ class TestResult:
             extra["metrics"] = self.metrics
         if self.grader_error:
             extra["grader_error"] = self.grader_error
+        if self.cause:
+            extra["cause"], extra["culprit"] = self.cause, self.culprit
         return {"name": self.name, "score": self.score, "max_score": self.max_score, "status": self.status,
                 "output": self.output_text(), "visibility": self.visibility,
                 "tags": [*self.functions, self.category], "extra_data": extra}
@@ -111,16 +118,54 @@ class TestResult:
                    functions=tuple(tags[:-1]), category=tags[-1] if tags else "",
                    visibility=visibility if visibility in VISIBILITIES else "visible",
                    message=message, diagnosis=diagnosis, duration=float(extra.get("duration", 0.0)),
-                   metrics=dict(extra.get("metrics") or {}), grader_error=str(extra.get("grader_error", "")))
+                   metrics=dict(extra.get("metrics") or {}), grader_error=str(extra.get("grader_error", "")),
+                   cause=str(extra.get("cause", "")), culprit=str(extra.get("culprit", "")))
+
+
+# Why a call into the student's code gave no result (TestResult.cause; grader.errors.StudentError.kind).
+MISSING, NOT_IMPLEMENTED, RAISED, FORBIDDEN = "missing", "not implemented", "raised", "forbidden"
+CAUSES = (MISSING, NOT_IMPLEMENTED, RAISED, FORBIDDEN)
 
 
 @dataclass
 class CellLog:
-    """What one notebook cell did at start-up."""
+    """What one notebook cell did at start-up.
+
+    number counts the code cells the grader runs; position counts every cell of the notebook from the
+    top, Markdown included (the numbering every report shows; 0 in files of older graders)."""
     number: int
     status: str  # ok, raised, timeout, died
     error: str = ""
     output: str = ""
+    position: int = 0
+    summary: str = ""  # the error's last line, e.g. "SyntaxError: '(' was never closed"
+
+
+@dataclass
+class CellOutput:
+    """One output of a notebook cell as the student saved it: plain text, an error, or a PNG (base64).
+
+    Nothing else is kept (no HTML, JavaScript or SVG): the feedback shows the notebook without running it."""
+    kind: str  # text, error, image
+    text: str = ""
+
+
+@dataclass
+class NotebookCell:
+    """One cell of the student's notebook as saved, for the feedback's rendering of the notebook."""
+    position: int            # from the top, every cell counted, starting at 1
+    kind: str                # code, markdown, raw
+    source: str
+    execution_count: int | None = None
+    outputs: list[CellOutput] = field(default_factory=list)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> NotebookCell:
+        count = data.get("execution_count")
+        return cls(position=int(data.get("position", 0)), kind=str(data.get("kind", "code")),
+                   source=str(data.get("source", "")), execution_count=count if isinstance(count, int) else None,
+                   outputs=[CellOutput(str(o.get("kind", "text")), str(o.get("text", "")))
+                            for o in data.get("outputs") or [] if isinstance(o, dict)])
 
 
 @dataclass
@@ -145,6 +190,10 @@ class SubmissionMeta:
     submitted_at: str = ""       # ISO 8601 with offset, when known at grading (the last commit of a clone)
     submitted_from: str = ""     # where submitted_at comes from
     truncated: list[str] = field(default_factory=list)  # what was cut to keep the results bounded
+    notes: list[str] = field(default_factory=list)      # what ingest left out or changed, for the student
+    source: list[NotebookCell] = field(default_factory=list)  # the notebook as saved (feedback.html shows it)
+    defined_in: dict[str, int] = field(default_factory=dict)  # graded function -> position of its (last) cell
+    uses: dict[str, list[str]] = field(default_factory=dict)  # graded function -> the graded functions it calls
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -153,8 +202,10 @@ class SubmissionMeta:
     def from_json(cls, data: dict[str, Any]) -> SubmissionMeta:
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
-        values["cells"] = [CellLog(**{k: c[k] for k in ("number", "status", "error", "output") if k in c})
+        values["cells"] = [CellLog(**{k: c[k] for k in ("number", "status", "error", "output", "position", "summary")
+                                      if k in c})
                            for c in data.get("cells") or [] if isinstance(c, dict)]
+        values["source"] = [NotebookCell.from_json(c) for c in data.get("source") or [] if isinstance(c, dict)]
         values.setdefault("student", "")
         return cls(**values)
 
@@ -360,6 +411,16 @@ def _bound_cells(meta: SubmissionMeta) -> None:
                               f"at most {MAX_CELLS_LISTED} cells and the first {MAX_CELL_ERRORS} failing cells are kept")
 
 
+def _bound_source(meta: SubmissionMeta) -> None:
+    """Each shown cell's source and text outputs clipped; images over MAX_IMAGE_BYTES left out."""
+    meta.notes = [clip(note, MAX_SHOWN_OUTPUT) for note in meta.notes[:MAX_CELLS_LISTED]]
+    meta.source = meta.source[:MAX_CELLS_LISTED * 5]
+    for cell in meta.source:
+        cell.source = clip(cell.source, MAX_SOURCE_TEXT)
+        cell.outputs = [CellOutput(o.kind, o.text if o.kind == "image" else clip(o.text, MAX_SHOWN_OUTPUT))
+                        for o in cell.outputs[:10] if o.kind != "image" or len(o.text) <= MAX_IMAGE_BYTES]
+
+
 def bound(results: Results) -> str:
     """results.json's text for these results, every field within its bound and the whole within
     MAX_RESULTS_BYTES; whatever is cut is marked where it was cut and listed in extra_data.truncated."""
@@ -368,6 +429,7 @@ def bound(results: Results) -> str:
     meta.grader_error = clip(meta.grader_error, MAX_DETAIL_TEXT, keep_end=True)
     meta.problem = clip(meta.problem, MAX_TEST_TEXT)
     _bound_cells(meta)
+    _bound_source(meta)
     for test in results.tests:
         test.message = clip(test.message, MAX_TEST_TEXT)
         test.diagnosis = clip(test.diagnosis, MAX_TEST_TEXT // 4)
@@ -390,6 +452,12 @@ def _shrink(results: Results) -> Iterator[str]:
     for cell in results.meta.cells:
         cell.output = ""
     yield "cell outputs dropped"
+    for shown in results.meta.source:
+        shown.outputs = [o for o in shown.outputs if o.kind != "image"]
+    yield "the notebook's images dropped from the feedback"
+    for shown in results.meta.source:
+        shown.outputs = []
+    yield "the notebook's outputs dropped from the feedback"
     for test in results.tests:
         test.message = clip(test.message, 500)
     yield "test messages cut to 500 characters"
@@ -397,6 +465,8 @@ def _shrink(results: Results) -> Iterator[str]:
     yield "only the first 10 cells kept"
     results.output = clip(results.output, 2000)
     yield "the student's notes cut to 2,000 characters"
+    results.meta.source = []
+    yield "the notebook dropped from the feedback"
     for test in results.tests:
         test.diagnosis, test.metrics, test.grader_error = "", {}, clip(test.grader_error, 500, keep_end=True)
     yield "test diagnoses and metrics dropped"

@@ -51,7 +51,7 @@ CASES = {
         "import builtins, sys, io\nbuiltins.print = lambda *a, **k: None\nsys.stdout = io.StringIO()\n"
         "sys.stderr = None"]), FULL, {}),
     "syntax_error": (toy_notebook({"def relu(x):": "def relu(x) oops:"}), FULL - 3,
-                     {"test_relu": "not defined in your notebook"}),
+                     {"test_relu": "`relu` is not defined: cell 4 raised SyntaxError: expected ':' (line 1)"}),
     "cell_raises": (toy_notebook(extra_cells=["raise RuntimeError('this cell fails')"]), FULL, {}),
     "prints_5mb": (toy_notebook(extra_cells=["print('x' * 5_000_000)"]), FULL, {}),
     "magics": (toy_notebook(before=[

@@ -11,18 +11,19 @@ from tests.conftest import TOY, toy_notebook
 
 def test_magics_and_shell_escapes_become_harmless_python():
     notes = []
-    assert to_python("%matplotlib inline\nimport numpy as np", 1, notes) == "None\nimport numpy as np"
-    assert to_python("%%time\nx = 1\n!ls", 2, notes) == "x = 1\nNone"
-    assert to_python("np.pad?", 3, notes) == "None"
-    assert to_python("files = !ls", 4, notes) == "files = None"
-    assert to_python("%%bash\nrm -rf /", 5, notes) == "pass"
+    # every statement stays on the line the student wrote it on
+    assert to_python("%matplotlib inline\nimport numpy as np", 1, notes) == "None\nimport numpy as np\n"
+    assert to_python("%%time\nx = 1\n!ls", 2, notes) == "\nx = 1\nNone\n"
+    assert to_python("np.pad?", 3, notes) == "None\n"
+    assert to_python("files = !ls", 4, notes) == "files = None\n"
+    assert to_python("%%bash\nrm -rf /", 5, notes) == "pass\n"
     assert any("never runs `!ls`" in n for n in notes) and any("%%bash" in n for n in notes)
 
 
 def test_definitions_mode_drops_training_statements():
     source = ("import numpy as np\nEPOCHS = 3\nL = np.linalg\ndef f():\n    return 1\nmodel.fit(x)\nh = train()\n"
               "w[0, 0] = 1.0\nobj.attr = 2")
-    assert keep_definitions(source) == "import numpy as np\nEPOCHS = 3\nL = np.linalg\n\ndef f():\n    return 1"
+    assert keep_definitions(source) == "import numpy as np\nEPOCHS = 3\nL = np.linalg\ndef f():\n    return 1\n"
 
 
 def test_unreadable_notebooks_raise_student_readable_errors(tmp_path):
@@ -83,6 +84,6 @@ def test_run_magic_runs_a_file_submitted_beside_the_notebook(tmp_path):
     results = read_results(tmp_path / "reports", "alice")
     assert results["score"] == results["max_score"] == 11, results["tests"]
     notes: list[str] = []
-    assert to_python("%run ../outside.py", 7, notes) == "None"
+    assert to_python("%run ../outside.py", 7, notes).strip() == "None"
     assert notes == ["cell 7: `%run ../outside.py` skipped: the grader runs `%run file.py` only for a .py file "
                      "submitted beside the notebook, with no arguments"]

@@ -1,8 +1,9 @@
 """Generate notebooks from an assignment's master: the student starter, the solution, seeded bugs.
 
 Solution code sits between `### BEGIN SOLUTION` and `### END SOLUTION` lines, as in nbgrader.
-The starter replaces each block with `raise NotImplementedError`; the solution drops the marker
-lines. Generated files are never edited by hand.
+The starter replaces each block with `raise NotImplementedError` and ends with a cell that runs
+`grader check` on the saved notebook; the solution drops the marker lines. Generated files are
+never edited by hand.
 """
 from __future__ import annotations
 
@@ -54,6 +55,35 @@ def starter(master):
     return _map_code(master, lambda src: BLOCK.sub(lambda m: f"{m.group(1)}raise NotImplementedError{m.group(2)}", src))
 
 
+CHECK_CELL = """\
+# Before you submit: run your saved notebook as the grader will (same sandbox, same limits), without the
+# hidden tests. It says which functions are defined, which cells fail, and which files will be submitted.
+# Save the notebook first. This needs the course's grader installed; while grading, this cell does nothing.
+import importlib.util
+import sys
+
+try:
+    _shell = get_ipython()
+except NameError:  # not in Jupyter: the grader is running this notebook
+    _shell = None
+if _shell is not None and importlib.util.find_spec("grader") is None:
+    print("The grader is not installed here: `python -m grader check {notebook}` runs where it is.")
+elif _shell is not None:
+    _shell.system(f'"{{sys.executable}}" -m grader check {notebook}')
+"""
+
+
+def student_starter(assignment: Assignment):
+    """The starter students get: the master's starter plus a last cell that runs `grader check` on it."""
+    notebook = starter(read(assignment.master))
+    notebook.cells.append(nbformat.v4.new_markdown_cell(
+        "## Check before you submit\n\nSave the notebook, then run the cell below: it runs your notebook as "
+        "the grader will (without the hidden tests) and lists the files that will be submitted."))
+    notebook.cells.append(nbformat.v4.new_code_cell(CHECK_CELL.format(notebook=assignment.notebook)))
+    notebook.cells[-2].id, notebook.cells[-1].id = "check-before-submitting", "grader-check"  # stable ids
+    return notebook
+
+
 def solution(master):
     """The solution: the master without its marker lines."""
     return _map_code(master, lambda src: MARKER.sub("", src))
@@ -82,14 +112,14 @@ def dumps(notebook) -> str:
 def generate_starter(assignment: Assignment) -> Path:
     """Write assignments/<name>/<notebook> from the master."""
     assignment.starter.parent.mkdir(parents=True, exist_ok=True)
-    assignment.starter.write_text(dumps(starter(read(assignment.master))))
+    assignment.starter.write_text(dumps(student_starter(assignment)))
     return assignment.starter
 
 
 def starter_is_current(assignment: Assignment) -> bool:
     """True if the committed starter equals what the master generates."""
     return (assignment.starter.is_file()
-            and assignment.starter.read_text() == dumps(starter(read(assignment.master))))
+            and assignment.starter.read_text() == dumps(student_starter(assignment)))
 
 
 def load_mutants(assignment: Assignment) -> list[Mutant]:
@@ -121,7 +151,7 @@ def write_samples(assignment: Assignment, out: Path) -> list[Path]:
     master = read(assignment.master)
     files = list(assignment.submission_files)
     written = [write_submission(out / "solution", assignment, solution(master), files),
-               write_submission(out / "starter", assignment, starter(master), [])]
+               write_submission(out / "starter", assignment, student_starter(assignment), [])]
     for mutant in load_mutants(assignment):
         written.append(write_mutant(out / f"mutant-{mutant.name}", assignment, master, mutant))
     return written

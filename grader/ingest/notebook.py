@@ -2,7 +2,10 @@
 
 IPython syntax is turned into Python with IPython's own input transformer, then every
 magic and shell escape is neutralised: `%%time` and friends keep their body, other magics
-and `!shell` commands are dropped and noted. Nothing here executes student code.
+and `!shell` commands are dropped and noted. Every statement the student wrote keeps its line,
+so a traceback points at the student's own line. Nothing here executes student code.
+
+The notebook's outline (grader.ingest.outline) and the cells as saved (for the feedback) are read here too.
 """
 from __future__ import annotations
 
@@ -16,16 +19,24 @@ from pathlib import Path
 import nbformat
 
 from grader.errors import IngestError
+from grader.ingest.outline import Outline, outline, shown_cells
 from grader.ingest.submissions import UnsafeFile, read_regular
+from grader.results import NotebookCell
 
 BODY_CELL_MAGICS = {"time", "timeit", "capture", "prun"}
 
 
 @dataclass
 class Notebook:
-    """The code cells of a submission, as Python, plus what ingest noticed."""
+    """The code cells of a submission, as Python, plus what ingest noticed.
+
+    positions[i] is the position of code cell i in the notebook, counting every cell from 1 (Markdown
+    included): the numbering the reports use."""
     cells: list[str]
     notes: list[str] = field(default_factory=list)
+    positions: list[int] = field(default_factory=list)
+    shown: list[NotebookCell] = field(default_factory=list)
+    outline: Outline = field(default_factory=Outline)
 
 
 @functools.cache
@@ -57,13 +68,16 @@ def read_notebook(path: Path) -> Notebook:
         raise IngestError(f"{path.name} is not valid notebook JSON (is it corrupted or truncated?): {exc}")
     except Exception as exc:  # nbformat raises several kinds for malformed structure
         raise IngestError(f"{path.name} could not be read as a Jupyter notebook: {exc}")
-    sources = [cell.get("source", "") for cell in node.get("cells", []) if cell.get("cell_type") == "code"]
+    code = [(position, cell) for position, cell in enumerate(node.get("cells", []), 1)
+            if cell.get("cell_type") == "code"]
+    sources = [cell.get("source", "") for _, cell in code]
     sources = ["".join(s) if isinstance(s, list) else str(s) for s in sources]
     if not any(s.strip() for s in sources):
         raise IngestError(f"{path.name} has no code: the notebook holds no code cells with anything in them")
-    notebook = Notebook(cells=[])
-    for number, source in enumerate(sources, 1):
-        notebook.cells.append(to_python(source, number, notebook.notes))
+    notebook = Notebook(cells=[], positions=[position for position, _ in code], shown=shown_cells(node))
+    for position, source in zip(notebook.positions, sources):
+        notebook.cells.append(to_python(source, position, notebook.notes))
+    notebook.outline = outline(notebook.cells, notebook.positions)
     return notebook
 
 
@@ -79,22 +93,70 @@ def parse_cell(source: str) -> ast.Module | None:
 
 
 def to_python(source: str, number: int, notes: list[str]) -> str:
-    """Translate one cell's IPython source into Python with no magics or shell escapes.
+    """Translate one cell's IPython source into Python with no magics or shell escapes (number: the
+    cell's position, for the notes). Every statement keeps its line, so tracebacks show the student's lines.
 
     A cell that is already valid Python skips IPython's transformer (which leaves such a cell as it is)."""
+    magic, _, body = source.partition("\n")
+    if re.fullmatch(r"%%(" + "|".join(BODY_CELL_MAGICS) + r")\b.*", magic.strip()):
+        source = "# " + magic + "\n" + body  # the body keeps its lines
     python, tree = source, parse_cell(source)
     try:
         if tree is None:
             python = _ipython_transformer().transform_cell(source)
+            python = "\n" * (_blank_lead(source) - _blank_lead(python)) + python  # IPython drops leading blanks
             tree = ast.parse(python)
         neutraliser = _Neutraliser(number, notes)
         tree = neutraliser.visit(tree)
         if not neutraliser.changed:
             return python
         ast.fix_missing_locations(tree)
-        return ast.unparse(tree)
+        return keeping_lines(tree.body, python)
     except UNPARSEABLE:
         return source  # the student process reports the error for this cell
+
+
+def _blank_lead(text: str) -> int:
+    """How many blank lines text starts with."""
+    lines = text.splitlines()
+    return next((i for i, line in enumerate(lines) if line.strip()), len(lines))
+
+
+COMPOUND = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.If, ast.For, ast.AsyncFor, ast.While, ast.With,
+            ast.AsyncWith, ast.Try, ast.TryStar, ast.Match)
+
+
+def _first_line(stmt: ast.stmt) -> int:
+    decorators = getattr(stmt, "decorator_list", None) or []
+    return min([stmt.lineno] + [d.lineno for d in decorators])
+
+
+def _original_text(stmt: ast.stmt, source: str, lines: list[str]) -> str:
+    """The statement as written in source (decorators included)."""
+    first = _first_line(stmt)
+    head = lines[first - 1:stmt.lineno - 1] if first < stmt.lineno else []
+    return "".join(head) + (ast.get_source_segment(source, stmt) or ast.unparse(stmt))
+
+
+def keeping_lines(body: list[ast.stmt], source: str) -> str:
+    """Python for these top-level statements (parsed from source, some perhaps changed or dropped) in which
+    every statement starts on the line it has in source: a statement left as it was keeps its text, so
+    every line inside it keeps its number too; a changed one is unparsed at its line."""
+    lines = source.splitlines(keepends=True)
+    original = {(s.lineno, s.col_offset): ast.dump(s) for s in ast.parse(source).body}
+    out: list[str] = []
+    for stmt in body:
+        same = original.get((stmt.lineno, stmt.col_offset)) == ast.dump(stmt)
+        chunk = (_original_text(stmt, source, lines) if same else ast.unparse(stmt)).splitlines() or [""]
+        target = _first_line(stmt) - 1
+        if len(out) <= target:
+            out += [""] * (target - len(out)) + chunk
+        elif len(out) == target + 1 and not isinstance(stmt, COMPOUND) and out[-1].strip():
+            out[-1] += "; " + chunk[0]  # statements that shared a line (a = 1; b = 2) share it again
+            out += chunk[1:]
+        else:
+            out += chunk
+    return "\n".join(out) + "\n"
 
 
 def _ipython_method(node: ast.AST) -> str | None:
@@ -122,9 +184,12 @@ class _Neutraliser(ast.NodeTransformer):
             name, _line, body = (_literal_args(node.value) + ["", "", ""])[:3]
             self.changed = True
             if name in BODY_CELL_MAGICS:
-                return ast.parse(to_python(body, self.number, self.notes)).body or ast.Pass()
+                statements = ast.parse(to_python(body, self.number, self.notes)).body
+                for statement in statements:  # the body starts on the line after the magic
+                    ast.increment_lineno(statement, node.lineno)
+                return statements or ast.copy_location(ast.Pass(), node)
             self.notes.append(f"cell {self.number}: the %%{name} cell magic is not run by the grader")
-            return ast.Pass()
+            return ast.copy_location(ast.Pass(), node)
         return self.generic_visit(node)
 
     def visit_Call(self, node: ast.Call):
@@ -180,4 +245,4 @@ def keep_definitions(source: str) -> str:
     kept: list[ast.stmt] = [node for node in tree.body if isinstance(node, DEFINITION_NODES)
             or (isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None
                 and _binds_names(node) and _is_simple_value(node.value))]
-    return ast.unparse(ast.Module(body=kept, type_ignores=[]))
+    return keeping_lines(kept, source)

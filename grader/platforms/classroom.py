@@ -24,7 +24,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from grader.authoring.notebooks import dumps, read, starter
+from grader.authoring.notebooks import dumps, student_starter
 from grader.config import Assignment, load_assignment
 from grader.errors import ConfigError
 from grader.ingest.submissions import safe_name
@@ -181,6 +181,6 @@ def template(assignment: Assignment, out: Path, grader_repo: str = "", grader_re
         shutil.copyfile(assignment.starter, notebook)
     else:  # not generated yet (`make assignments`): the same starter, made from the master
         log.info("%s is not generated yet; writing the starter from %s", assignment.starter, assignment.master)
-        notebook.write_text(dumps(starter(read(assignment.master))))
+        notebook.write_text(dumps(student_starter(assignment)))
     written.append(notebook)
     return written

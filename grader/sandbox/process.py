@@ -450,6 +450,19 @@ class StudentSession:
             reply["model_file"] = f"/proc/{process.student_pid()}/root{request['model_path']}"
         return reply
 
+    def defined(self, names: tuple[str, ...]) -> list[str]:
+        """Which of names are callable in the student's namespace once the cells have run (for `grader check`)."""
+        if self.unavailable:
+            raise StudentError(self.unavailable)
+        process = self.ensure_started()
+        try:
+            reply = process.request({"op": "defined", "names": list(names)}, self.limits.call_timeout,
+                                    min(wall_cap(self.limits.call_timeout), self._budget_left()))
+        except (ProcessTimeout, ProcessDied) as exc:
+            raise StudentError(f"the student process stopped answering: {exc}") from None
+        found = reply.get("defined")
+        return [n for n in names if isinstance(found, list) and n in found]
+
     @property
     def peak_memory_mb(self) -> float:
         """Peak resident memory of the largest student process stopped by the grader."""

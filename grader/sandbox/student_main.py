@@ -2,7 +2,8 @@
 
 It confines itself (grader.sandbox.confine), installs the audit hook (grader.sandbox.audit), runs the
 notebook's cells in order (a reply after each), then serves requests from the grader over two pipes: call
-a student function with data, or build a Keras model and save it as a .keras file. Replies are data only (grader.sandbox.wire).
+a student function with data, build a Keras model and save it as a .keras file, or say which functions are
+defined (`grader check`). Replies are data only (grader.sandbox.wire).
 Nothing in this process can reach the hidden tests, the expected values or the grader's memory.
 """
 import json
@@ -188,6 +189,10 @@ class Server:
             op, request_id = request.get("op"), request.get("id", 0)
             if op == "call":
                 self.reply(self.call(request), request_id)
+            elif op == "defined":
+                names = [n for n in request.get("names", []) if isinstance(n, str)]
+                self.reply({"status": "ok", "defined": [n for n in names if callable(self.module.__dict__.get(n))]},
+                           request_id)
             else:
                 self.reply({"status": "error", "error": f"unknown op {op!r}"}, request_id)
 

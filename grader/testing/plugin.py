@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from grader.config import CATEGORIES, Assignment
-from grader.errors import GraderError, TestSuiteError
+from grader.errors import GraderError, StudentError, TestSuiteError
 from grader.results import Metric
 from grader.sandbox.process import StudentSession
 from grader.testing import fixtures
@@ -54,6 +54,8 @@ class Outcome:
     duration: float = 0.0
     grader_error: str = ""
     metrics: dict[str, Metric] = field(default_factory=dict)
+    cause: str = ""  # StudentError.kind: why the student's code gave no result
+    culprit: str = ""  # StudentError.function: the student function the cause is about
 
 
 def parse_markers(item: pytest.Item, functions: tuple[str, ...]) -> Markers:
@@ -138,6 +140,8 @@ class GradingPlugin:
         elif isinstance(exc, Mismatch):
             outcome.message, outcome.diagnosis = exc.message, exc.diagnosis
         elif isinstance(exc, AssertionError):
+            if isinstance(exc, StudentError):
+                outcome.cause, outcome.culprit = exc.kind, exc.function
             last = excinfo.traceback[-1]
             outcome.message = str(exc).strip() or f"a check failed ({Path(last.path).name}:{last.lineno + 1})"
         else:

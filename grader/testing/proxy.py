@@ -5,6 +5,7 @@ import functools
 from pathlib import Path
 
 from grader.errors import StudentError, TestSuiteError
+from grader.results import FORBIDDEN, MISSING, NOT_IMPLEMENTED, RAISED
 from grader.sandbox.process import StudentSession
 
 
@@ -26,23 +27,23 @@ class StudentProxy:
         if name not in self._allowed:
             raise TestSuiteError(f"this test calls `{name}` but its calls marker lists only {self._allowed}")
         if name in self._static_forbidden:
-            raise StudentError(forbidden_message(name, self._static_forbidden[name]))
+            raise StudentError(forbidden_message(name, self._static_forbidden[name]), FORBIDDEN, name)
         reply = self._session.call(name, args, kwargs, self._timeout, **options)
         status = reply.get("status")
         if reply.get("forbidden"):
-            raise StudentError(forbidden_message(name, reply["forbidden"]))
+            raise StudentError(forbidden_message(name, reply["forbidden"]), FORBIDDEN, name)
         if status == "ok":
             return reply
         if status == "missing":
             raise StudentError(f"`{name}` is not defined in your notebook: check its name, and that the cell "
-                               "defining it runs without errors" + self._cell_errors())
+                               "defining it runs without errors", MISSING, name)
         if status == "raised" and reply.get("type") == "NotImplementedError":
-            raise StudentError(f"`{name}` is not implemented yet (it raises NotImplementedError)")
+            raise StudentError(f"`{name}` is not implemented yet (it raises NotImplementedError)", NOT_IMPLEMENTED, name)
         if status == "raised" and reply.get("type") == "MemoryError":
             raise StudentError(f"`{name}` ran out of memory (the limit is "
                                f"{self._session.limits.memory_mb} MB)\n{reply.get('error', '')}")
         if status == "raised":
-            raise StudentError(f"`{name}` raised an exception:\n{reply.get('error', '')}")
+            raise StudentError(f"`{name}` raised an exception:\n{reply.get('error', '')}", RAISED, name)
         if status == "not_callable":
             raise StudentError(f"`{name}` in your notebook is a {reply.get('type')}, not a function")
         if status == "not_model":
@@ -51,10 +52,6 @@ class StudentProxy:
             raise StudentError(f"the model returned by `{name}` could not be saved as a .keras file:\n"
                                f"{reply.get('error', '')}")
         raise StudentError(f"`{name}` returned something the grader cannot accept: {reply.get('message', status)}")
-
-    def _cell_errors(self) -> str:
-        failed = [log.number for log in self._session.cell_logs.values() if log.status != "ok"]
-        return f" (cells {', '.join(map(str, failed))} of your notebook failed)" if failed else ""
 
     def call(self, name: str, *args, **kwargs):
         """Call a student function; return its result as plain data or raise StudentError."""

@@ -46,15 +46,100 @@ def _silent(fn, *args, **kwargs):
             return None
 
 
-def _is_off_by_one(expected_shape, axes):
-    """Predicate: the result has the right rank and differs by one along some of ``axes`` only."""
+def _is_off_by_one(expected, axes):
+    """Predicate: the result differs by one along some of ``axes`` only, and where it overlaps the expected
+    result it has the expected values (the windows are right, only their count is off)."""
+    expected = np.asarray(expected)
+
     def pred(actual):
-        if not isinstance(actual, np.ndarray) or actual.ndim != len(expected_shape):
+        if not isinstance(actual, np.ndarray) or actual.ndim != expected.ndim:
             return False
-        diffs = [abs(a - e) for a, e in zip(actual.shape, expected_shape)]
-        return (all(d == 0 for i, d in enumerate(diffs) if i not in axes)
-                and all(d <= 1 for d in diffs) and any(diffs))
+        diffs = [abs(a - e) for a, e in zip(actual.shape, expected.shape)]
+        if not (all(d == 0 for i, d in enumerate(diffs) if i not in axes) and all(d <= 1 for d in diffs)
+                and any(diffs)):
+            return False
+        common = tuple(slice(0, min(a, e)) for a, e in zip(actual.shape, expected.shape))
+        with np.errstate(all="ignore"):
+            return bool(np.allclose(actual[common], expected[common], rtol=1e-4, atol=1e-5))
     return pred
+
+
+def conv_pads(x_shape, w_shape, stride, padding, dilation):
+    """((top, bottom), (left, right)) of a convolution's padding, as the reference pads."""
+    if isinstance(padding, str):
+        if padding.lower() != "same":
+            return (0, 0), (0, 0)
+        th, tw = same_pad_totals(x_shape[1:3], w_shape[:2], stride, dilation)
+        return (th // 2, th - th // 2), (tw // 2, tw - tw // 2)
+    if np.ndim(padding) == 0:
+        return (padding, padding), (padding, padding)
+    if np.ndim(padding) == 1:
+        return (padding[0], padding[0]), (padding[1], padding[1])
+    return tuple(padding[0]), tuple(padding[1])
+
+
+def conv_backward_overwritten(dout, x, w, stride, padding, dilation, order):
+    """dx, dw and db as a backward pass that assigns (=) where it should accumulate (+=) computes them.
+
+    order "taps": a loop over the kernel taps (u, v) assigning a whole strided slice of dx at each;
+    "positions": a loop over the output positions (i, j) assigning each window of dx (and dw, db);
+    "channels": a loop over the positions, then the output channels, assigning one channel's share."""
+    (top, bottom), (left, right) = conv_pads(x.shape, w.shape, stride, padding, dilation)
+    xp = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
+    dxp = np.zeros(xp.shape)
+    (sh, sw), (dh, dw_) = pair(stride), pair(dilation)
+    kh, kw, _, f = w.shape
+    ho, wo = dout.shape[1:3]
+    if order == "taps":
+        for u in range(kh):
+            for v in range(kw):
+                dxp[:, u * dh:u * dh + sh * (ho - 1) + 1:sh, v * dw_:v * dw_ + sw * (wo - 1) + 1:sw, :] = dout @ w[u, v].T
+    for i in range(ho) if order != "taps" else ():
+        for j in range(wo):
+            rows = slice(i * sh, i * sh + dh * (kh - 1) + 1, dh)
+            cols = slice(j * sw, j * sw + dw_ * (kw - 1) + 1, dw_)
+            if order == "channels":
+                dxp[:, rows, cols, :] = np.einsum("n,uvc->nuvc", dout[:, i, j, f - 1], w[..., f - 1])
+            else:
+                dxp[:, rows, cols, :] = np.einsum("nf,uvcf->nuvc", dout[:, i, j], w)
+    dx = dxp[:, top:top + x.shape[1], left:left + x.shape[2], :]
+    last = xp[:, (ho - 1) * sh:(ho - 1) * sh + dh * (kh - 1) + 1:dh, (wo - 1) * sw:(wo - 1) * sw + dw_ * (kw - 1) + 1:dw_]
+    dw = np.einsum("nuvc,nf->uvcf", last, dout[:, ho - 1, wo - 1])
+    dw_last_sample = np.einsum("uvc,f->uvcf", last[-1], dout[-1, ho - 1, wo - 1])
+    return dx, (dw, dw_last_sample), (dout[:, ho - 1, wo - 1].sum(axis=0), dout[-1, ho - 1, wo - 1])
+
+
+def pool_backward_overwritten(dout, x, pool_size, stride, padding, order):
+    """dx as a max-pooling backward pass that assigns (=) where windows overlap and it should add up.
+
+    order "taps": a loop over the window offsets assigning np.where(is_max, dout, 0) to a strided slice;
+    "windows": a loop over the output positions assigning mask * dout to the whole window;
+    "argmax": a loop over the output positions assigning dout to the window's maximum only."""
+    kh, kw = pair(pool_size)
+    sh, sw = pair((kh, kw) if stride is None else stride)
+    if padding.lower() == "same":
+        th, tw = same_pad_totals(x.shape[1:3], (kh, kw), (sh, sw))
+        pads = ((th // 2, th - th // 2), (tw // 2, tw - tw // 2))
+    else:
+        pads = ((0, 0), (0, 0))
+    xp = np.pad(x, ((0, 0), pads[0], pads[1], (0, 0)), constant_values=-np.inf)
+    ho, wo = dout.shape[1:3]
+    dxp = np.zeros(xp.shape)
+    if order == "taps":
+        taps = [(slice(i, i + sh * (ho - 1) + 1, sh), slice(j, j + sw * (wo - 1) + 1, sw))
+                for i in range(kh) for j in range(kw)]
+        best = np.max([xp[:, r, c, :] for r, c in taps], axis=0)
+        for r, c in taps:
+            dxp[:, r, c, :] = np.where(xp[:, r, c, :] == best, dout, 0)
+    else:
+        for i in range(ho):
+            for j in range(wo):
+                rows, cols = slice(i * sh, i * sh + kh), slice(j * sw, j * sw + kw)
+                window = xp[:, rows, cols, :]
+                mask = window == window.max(axis=(1, 2), keepdims=True)
+                share = mask * dout[:, i:i + 1, j:j + 1, :]
+                dxp[:, rows, cols, :] = share if order == "windows" else np.where(mask, share, dxp[:, rows, cols, :])
+    return dxp[:, pads[0][0]:pads[0][0] + x.shape[1], pads[1][0]:pads[1][0] + x.shape[2], :]
 
 
 OFF_BY_ONE = ("the output size is off by one: out = (n + pad_total - k_eff) // stride + 1, "
@@ -69,6 +154,13 @@ CHANNELS_FIRST = ("the flatten order is channels-first (NCHW). keras.layers.Flat
                   "channel index fastest: x.reshape(N, -1) without transposing.")
 OVERFLOW = ("softmax overflows: np.exp of large logits gives inf and inf/inf = nan. Subtract the row "
             "maximum from the logits before np.exp.")
+OVERWRITE_DX = ("an input pixel that several windows cover gets only the last window's gradient: accumulate "
+                "with += (dx[...] += ...), never assign with =.")
+OVERWRITE_PARAM = ("{name} keeps only the last output position's contribution: it is a SUM over every image and "
+                   "every output position, so accumulate with += (or sum), never assign with =.")
+OVERWRITE_POOL = ("where pooling windows overlap (stride < pool size), an input can be the maximum of several "
+                  "windows: add up their gradients with +=, never assign with = (which also wipes earlier "
+                  "gradients, with zeros where a window is not at its maximum).")
 POOL_STRIDE = ("the pooling stride is ignored (windows move 1 pixel at a time). stride=None means "
                "stride = pool_size.")
 
@@ -146,7 +238,7 @@ class Mistakes:
         if isinstance(padding, str) and padding.lower() == "same":
             m["same_as_valid"] = (_silent(ref.conv2d_forward, x, w, b, stride, "valid", dilation),
                                   "'same' padding is not applied.")
-        m["off_by_one"] = (_is_off_by_one(expected.shape, (1, 2)), OFF_BY_ONE)
+        m["off_by_one"] = (_is_off_by_one(expected, (1, 2)), OFF_BY_ONE)
         return m
 
     def conv2d_backward(self, dout, x, w, b, stride, padding, dilation):
@@ -169,17 +261,26 @@ class Mistakes:
         else:
             th, tw = 2 * padding[0], 2 * padding[1]
         padded = (x.shape[0], x.shape[1] + th, x.shape[2] + tw, x.shape[3])
-        not_cropped = (lambda a: isinstance(a, np.ndarray) and a.shape == padded and padded != x.shape,
+        (top, _), (left, _) = conv_pads(x.shape, w.shape, stride, padding, dilation)
+        not_cropped = (lambda a: isinstance(a, np.ndarray) and a.shape == padded and padded != x.shape
+                       and np.allclose(a[:, top:top + x.shape[1], left:left + x.shape[2]], dx, rtol=1e-4, atol=1e-5),
                        "dx still includes the padding: crop it away (dx = dxp[:, top:top + H, left:left + W]).")
+        overwritten = {order: conv_backward_overwritten(dout, x, w, stride, padding, dilation, order)
+                       for order in ("taps", "positions", "channels")}
         return {
             "dx": {"flipped": (fdx, FLIPPED), "same_symmetric": (top_left[0], SAME_SYMMETRIC),
-                   "not_cropped": not_cropped},
+                   "not_cropped": not_cropped,
+                   **{f"overwritten_{order}": (v[0], OVERWRITE_DX) for order, v in overwritten.items()}},
             "dw": {"flipped": (fdw[::-1, ::-1], FLIPPED), "same_symmetric": (top_left[1], SAME_SYMMETRIC),
+                   "overwritten": (overwritten["taps"][1][0], OVERWRITE_PARAM.format(name="dw")),
+                   "overwritten_last_sample": (overwritten["taps"][1][1], OVERWRITE_PARAM.format(name="dw")),
                    "transposed": (lambda a: isinstance(a, np.ndarray) and a.ndim == 4 and a.shape != w.shape
                                   and sorted(a.shape) == sorted(w.shape),
                                   "dw must have the shape of w: (KH, KW, C_in, C_out).")},
             "db": {"mean": (dout.mean(axis=(0, 1, 2)),
                             "db is the SUM of dout over the batch and all output positions, not the mean."),
+                   "overwritten": (overwritten["taps"][2][0], OVERWRITE_PARAM.format(name="db")),
+                   "overwritten_last_sample": (overwritten["taps"][2][1], OVERWRITE_PARAM.format(name="db")),
                    "per_sample": (lambda a: isinstance(a, np.ndarray) and a.ndim > 1,
                                   "db must have shape (C_out,): sum dout over axes 0, 1 and 2.")},
         }
@@ -235,7 +336,7 @@ class Mistakes:
             m["same_symmetric"] = (_silent(ref.maxpool2d_forward, sp, pool, stride, "valid"), SAME_SYMMETRIC)
             m["same_as_valid"] = (_silent(ref.maxpool2d_forward, x, pool, stride, "valid"),
                                   "'same' padding is not applied.")
-        m["off_by_one"] = (_is_off_by_one(expected.shape, (1, 2)), OFF_BY_ONE)
+        m["off_by_one"] = (_is_off_by_one(expected, (1, 2)), OFF_BY_ONE)
         return m
 
     def maxpool2d_backward(self, dout, x, pool_size, stride, padding):
@@ -252,6 +353,9 @@ class Mistakes:
                 if dxp is not None:
                     dxp = dxp[:, pads[0][0]:pads[0][0] + x.shape[1], pads[1][0]:pads[1][0] + x.shape[2]]
                 m[name] = (dxp, hint)
+        for order in ("taps", "windows", "argmax"):
+            m[f"overwritten_{order}"] = (pool_backward_overwritten(dout, x, pool, stride, padding, order),
+                                         OVERWRITE_POOL)
         m["shape"] = (lambda a: isinstance(a, np.ndarray) and a.shape == dout.shape and a.shape != x.shape,
                       "maxpool2d_backward returns dx, with the shape of x.")
         return m
@@ -261,7 +365,7 @@ class Mistakes:
         return {
             "sum": (x.sum(axis=(1, 2)), "average (mean) over H and W, not sum."),
             "max": (x.max(axis=(1, 2)), "global AVERAGE pooling takes the mean, not the max."),
-            "wrong_axes": (lambda a: isinstance(a, np.ndarray) and a.ndim == 2 and a.shape == (x.shape[0], x.shape[1]),
+            "wrong_axes": (x.mean(axis=(2, 3)),
                            "average over axes 1 and 2 (H and W) of the NHWC array."),
         }
 

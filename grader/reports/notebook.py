@@ -1,0 +1,97 @@
+"""The student's notebook inside feedback.html: rendered with nbconvert, sanitized, annotated.
+
+The notebook is hostile input. What is rendered comes from the results model (the cells as saved,
+with only text, error and PNG outputs: no HTML, JavaScript or SVG outputs survive ingest). nbconvert
+renders it with templates/nbconvert/feedback_notebook: code and text outputs are escaped, PNGs are
+embedded base64, and each Markdown cell's HTML is cleaned with bleach against an allowlist (no
+script, style, frame, form or link element, no event handler, no URL but `data:image/png` images and
+in-page anchors). The page's Content-Security-Policy forbids scripts and network loads as a second layer.
+
+Each graded function's cell is followed by a note with its points and most likely mistake, and each
+cell that failed when the grader ran it by what it raised. Cells are labelled with their position
+from the top (every cell counted), the numbering the rest of the feedback uses.
+"""
+from __future__ import annotations
+
+import re
+import secrets
+
+import bleach
+import nbformat
+from markupsafe import Markup
+from nbconvert import HTMLExporter
+
+from grader.reports.view import TEMPLATES, StudentView, render
+from grader.results import Results
+
+TAGS = {"a", "b", "blockquote", "br", "code", "del", "div", "em", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i",
+        "img", "li", "ol", "p", "pre", "s", "span", "strong", "sub", "sup", "table", "tbody", "td", "th", "thead",
+        "tr", "ul"}
+NOTE_TAG = "grader-note"
+
+
+def _allowed(tag: str, name: str, value: str) -> bool:
+    """Attributes kept: classes, in-page links, embedded PNG images and their alt text."""
+    if name == "class":
+        return True
+    if tag == "a" and name == "href":
+        return value.startswith("#")
+    if tag == "img":
+        return name == "alt" or (name == "src" and value.startswith("data:image/png;base64,"))
+    return False
+
+
+def sanitize(html: str) -> str:
+    """HTML reduced to the allowlist; anything else is shown as text (escaped), never interpreted. An image
+    left without an embedded PNG is dropped."""
+    clean = bleach.clean(html, tags=TAGS, attributes=_allowed, protocols={"data"}, strip=False, strip_comments=True)
+    return re.sub(r'<img(?![^>]*\ssrc="data:image/png;base64,)[^>]*>', "", clean)
+
+
+def _output(output) -> nbformat.NotebookNode:
+    if output.kind == "image" and re.fullmatch(r"[A-Za-z0-9+/]+=*", output.text):
+        return nbformat.v4.new_output("display_data", data={"image/png": output.text})
+    return nbformat.v4.new_output("stream", name="stderr" if output.kind == "error" else "stdout", text=output.text)
+
+
+def _notebook(results: Results, notes: dict[int, list[str]]) -> nbformat.NotebookNode:
+    """An nbformat notebook of the saved cells, with a placeholder cell after each annotated one."""
+    node = nbformat.v4.new_notebook()
+    for cell in results.meta.source:
+        if cell.kind == "markdown":
+            node.cells.append(nbformat.v4.new_markdown_cell(cell.source))
+        else:  # code, and raw cells shown as code (never interpreted)
+            node.cells.append(nbformat.v4.new_code_cell(cell.source, outputs=[_output(o) for o in cell.outputs]))
+        for placeholder in notes.get(cell.position, []):
+            node.cells.append(nbformat.v4.new_markdown_cell(placeholder, metadata={"tags": [NOTE_TAG]}))
+    return node
+
+
+# Created when the renderers are imported (grader.batch.preload_renderers), before any student process starts.
+EXPORTER = HTMLExporter(template_name="feedback_notebook", extra_template_basedirs=[str(TEMPLATES / "nbconvert")],
+                        exclude_input_prompt=True, exclude_output_prompt=True, anchor_link_text="")
+EXPORTER.register_filter("sanitize", sanitize)
+
+
+def render_notebook(results: Results, view: StudentView) -> Markup:
+    """The notebook as safe HTML with its notes, or empty when the results hold no notebook."""
+    if not results.meta.source:
+        return Markup("")
+    nonce = secrets.token_hex(16)  # a placeholder no student cell can contain
+    notes: dict[int, list[str]] = {}
+    html_notes: dict[str, str] = {}
+
+    def add(position: int, html: str) -> None:
+        key = f"GRADERNOTE{nonce}N{len(html_notes)}"
+        notes.setdefault(position, []).append(key)
+        html_notes[key] = html
+
+    for cell in view.cell_errors:
+        add(cell.position, render("notebook_note.html.j2", cell=cell, function=None))
+    for function in view.functions:
+        position = results.meta.defined_in.get(function.name)
+        if position is not None:
+            add(position, render("notebook_note.html.j2", cell=None, function=function))
+    body, _ = EXPORTER.from_notebook_node(_notebook(results, notes))
+    body = re.sub(rf"<p>(GRADERNOTE{nonce}N\d+)</p>", lambda m: html_notes.get(m.group(1), ""), body)
+    return Markup(body)
