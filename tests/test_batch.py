@@ -28,7 +28,8 @@ from grader.results import MAX_RESULTS_BYTES
 from tests.conftest import TOY, read_results, run_grader, toy_notebook, write_student
 
 FULL = 11.0
-HEADER = ["student", "double", "relu", "row_sums", "total", "max_score", "status"]
+HEADER = ["student", "double", "relu", "row_sums", "raw_score", "late_penalty", "total", "max_score", "status", "days_late",
+          "overrides"]
 
 TROUBLE_TEST = '''
 import os, signal, time

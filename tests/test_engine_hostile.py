@@ -157,7 +157,7 @@ def test_cell_errors_are_reported_and_later_cells_still_run(graded):
 def test_gradebook_lists_every_student(graded):
     reports, result = graded
     rows = (reports / "gradebook.csv").read_text().splitlines()
-    assert rows[0] == "student,double,relu,row_sums,total,max_score,status"
+    assert rows[0] == "student,double,relu,row_sums,raw_score,late_penalty,total,max_score,status,days_late,overrides"
     assert len(rows) == 1 + len(CASES) + 5
     assert "submissions:" in result.stdout
 
