@@ -175,9 +175,9 @@ def function_maxima(assignment: Assignment, scored: list[Results]) -> list[Colum
 
 
 def function_rates(assignment: Assignment, scored: list[Results], functions: list[Column]) -> list[FunctionRate]:
-    rows = []
+    rows, per_student = [], [function_scores(r, assignment.functions) for r in scored]
     for column in functions:
-        earned = [function_scores(r, assignment.functions).get(column.name, 0.0) for r in scored]
+        earned = [scores.get(column.name, 0.0) for scores in per_student]
         rows.append(FunctionRate(column.name, column.max, statistics.fmean(earned) if earned else 0.0,
                                  sum(1 for e in earned if e >= column.max - 1e-9), len(earned)))
     return rows
