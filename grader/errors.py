@@ -27,6 +27,10 @@ class StudentError(AssertionError):
     """A call into the student's code failed; the message is written for the student."""
 
 
+class ModelRefused(StudentError):
+    """A model a rule refuses whatever its arguments (own model or layer classes, Lambda); said once per function."""
+
+
 class IngestError(Exception):
     """A submission that cannot be read as a notebook; the message is written for the student."""
 

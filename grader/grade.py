@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import resource
 import shutil
 import signal
@@ -22,7 +23,7 @@ from pathlib import Path
 from grader.config import Assignment
 from grader.errors import IngestError
 from grader.ingest import submissions as ingest
-from grader.ingest.notebook import keep_definitions, read_notebook
+from grader.ingest.notebook import Plan, read_notebook, skip_training
 from grader.ingest.submissions import Submission, UnsafeFile, left_out, open_regular, read_chunks
 from grader.results import (
     GRADED,
@@ -149,18 +150,46 @@ def copy_files(submission: Submission, target: Path) -> list[str]:
     return notes
 
 
-def _test_result(outcome: Outcome, assignment: Assignment) -> TestResult:
+def _test_result(outcome: Outcome, assignment: Assignment, plan: Plan | None) -> TestResult:
     points = outcome.markers.points
     return TestResult(
         name=outcome.name, score=points if outcome.passed else round(points * outcome.credit, 6),
         max_score=points, passed=outcome.passed, functions=outcome.markers.calls,
         category=outcome.markers.category,
         visibility=assignment.hidden_visibility if outcome.markers.hidden else "visible",
-        message="" if outcome.passed else outcome.message, diagnosis="" if outcome.passed else outcome.diagnosis,
+        message="" if outcome.passed else _explain_unset(outcome.message, plan),
+        diagnosis="" if outcome.passed else outcome.diagnosis,
         duration=outcome.duration, metrics=outcome.metrics, grader_error=outcome.grader_error)
 
 
-def _student_output(results: list[TestResult], session: StudentSession, problem: str, notes: list[str]) -> str:
+_NAME_ERROR = re.compile(r"NameError: name '(\w+)' is not defined")
+
+
+def _explain_unset(message: str, plan: Plan | None) -> str:
+    """A NameError on a variable that a skipped statement creates, explained."""
+    found = _NAME_ERROR.search(message)
+    if plan is None or found is None or (entry := plan.unset.get(found.group(1))) is None:
+        return message
+    return (f"{message}\n`{found.group(1)}` does not exist during grading: cell {entry.cell}, line {entry.line} "
+            f"creates it, and the grader does not run that statement: it {entry.reason}. Define what your "
+            "functions use outside the cells that load data or train.")
+
+
+def _skipped_text(plan: Plan | None) -> list[str]:
+    """The statements the "definitions" mode skipped, for the student (the first MAX_CELL_ERRORS)."""
+    entries = [entry for cell in plan.skipped for entry in cell] if plan is not None else []
+    if not entries:
+        return []
+    lines = [f"The grader ran your notebook without {len(entries)} statement(s) that load data, train, evaluate or "
+             "save models, and without those that use what they create:"]
+    lines += [f"- cell {entry.cell}, {entry.text()}" for entry in entries[:MAX_CELL_ERRORS]]
+    if len(entries) > MAX_CELL_ERRORS:
+        lines.append(f"[... {len(entries) - MAX_CELL_ERRORS:,} more]")
+    return lines
+
+
+def _student_output(results: list[TestResult], session: StudentSession, problem: str, notes: list[str],
+                    plan: Plan | None = None) -> str:
     earned, possible = sum(t.score for t in results), sum(t.max_score for t in results)
     lines = [f"Score: {earned:g} / {possible:g}"]
     if problem:
@@ -173,7 +202,7 @@ def _student_output(results: list[TestResult], session: StudentSession, problem:
         lines.append(f"[... {len(failing) - MAX_CELL_ERRORS:,} more cells failed (cells "
                      f"{failing[MAX_CELL_ERRORS].number} to {failing[-1].number}); only the first "
                      f"{MAX_CELL_ERRORS} are shown]")
-    lines += notes
+    lines += notes + _skipped_text(plan)
     return "\n".join(lines)
 
 
@@ -185,6 +214,7 @@ def grade_submission(assignment: Assignment, submission: Submission, *, seed: in
     workdir = make_workdir(submission.student)
     sandbox, files = workdir / "sandbox", workdir / "files"
     problem, notes, cells = submission.problem, list(submission.notes), []
+    plan: Plan | None = None
     try:
         if not problem and submission.notebook is not None:
             try:
@@ -196,7 +226,8 @@ def grade_submission(assignment: Assignment, submission: Submission, *, seed: in
             except IngestError as exc:
                 problem = str(exc)
         if assignment.cells == "definitions":
-            cells = [keep_definitions(cell) for cell in cells]
+            plan = skip_training(cells)
+            cells = plan.cells
         sandbox.mkdir(exist_ok=True)
         files.mkdir(exist_ok=True)
         timings["ingest"] = time.monotonic() - began
@@ -214,12 +245,12 @@ def grade_submission(assignment: Assignment, submission: Submission, *, seed: in
         status = NO_SUBMISSION if submission.missing else NOTEBOOK_PROBLEM if problem else GRADED
         if status == GRADED and session.over_budget:
             status, problem = NOTEBOOK_PROBLEM, budget_exceeded(assignment.limits.submission_budget)
-        tests = [_test_result(o, assignment) for o in outcomes]
+        tests = [_test_result(o, assignment, plan) for o in outcomes]
         meta = SubmissionMeta(
             student=submission.student, name=submission.display_name, status=status,
             assignment=assignment.ref, seed=seed, problem=problem,
             notebook=str(submission.notebook) if submission.notebook else None,
-            cells=_cell_logs(session), isolation=session.isolation, restarts=session.restarts)
+            cells=_cell_logs(session, plan), isolation=session.isolation, restarts=session.restarts)
         timings.update(session.timings)
         timings["train_eval"] = sum(float(o.metrics.get("train_eval_seconds", 0.0)) for o in outcomes)
         timings["results"] = time.monotonic() - began_results
@@ -227,12 +258,17 @@ def grade_submission(assignment: Assignment, submission: Submission, *, seed: in
         meta.peak_rss_mb = {"grader": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                             "student": session.peak_memory_mb}
         return Results(score=round(sum(t.score for t in tests), 6), max_score=sum(t.max_score for t in tests),
-                       output=_student_output(tests, session, problem, notes), tests=tests, meta=meta,
+                       output=_student_output(tests, session, problem, notes, plan), tests=tests, meta=meta,
                        execution_time=round(time.monotonic() - began, 3))
     finally:
         remove_workdir(workdir)
 
 
-def _cell_logs(session: StudentSession) -> list[CellLog]:
-    """The cells' logs in order (results.bound keeps the first failing ones and counts the rest)."""
-    return sorted(session.cell_logs.values(), key=lambda log: log.number)
+def _cell_logs(session: StudentSession, plan: Plan | None) -> list[CellLog]:
+    """The cells' logs in order, each with what the cell mode skipped in it (results.bound keeps the first
+    failing ones and counts the rest)."""
+    logs = sorted(session.cell_logs.values(), key=lambda log: log.number)
+    for log in logs:
+        if plan is not None and 0 < log.number <= len(plan.skipped):
+            log.skipped = [entry.text() for entry in plan.skipped[log.number - 1]]
+    return logs

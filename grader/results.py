@@ -33,6 +33,8 @@ MAX_CELL_ERRORS = 20          # cells that raised, timed out or died, listed wit
 MAX_CELLS_LISTED = 100        # cells listed at all (the others are counted)
 MAX_CELL_TEXT = 4000          # one cell's error
 MAX_CELL_OUTPUT = 8000        # one cell's output (the student process already cuts it at [limits] output_chars)
+MAX_SKIPPED_LISTED = 20       # statements listed as skipped, per cell (the others are counted)
+MAX_SKIPPED_TEXT = 300        # one of them
 MAX_TEST_TEXT = 4000          # one test's message (its diagnosis: a quarter of it)
 MAX_OUTPUT_TEXT = 20_000      # the text shown to the student (notes and cell errors)
 MAX_DETAIL_TEXT = 8000        # a grader error's traceback
@@ -121,6 +123,7 @@ class CellLog:
     status: str  # ok, raised, timeout, died
     error: str = ""
     output: str = ""
+    skipped: list[str] = field(default_factory=list)  # statements the cell mode did not run, each with why
 
 
 @dataclass
@@ -150,7 +153,7 @@ class SubmissionMeta:
     def from_json(cls, data: dict[str, Any]) -> SubmissionMeta:
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
-        values["cells"] = [CellLog(**{k: c[k] for k in ("number", "status", "error", "output") if k in c})
+        values["cells"] = [CellLog(**{k: c[k] for k in ("number", "status", "error", "output", "skipped") if k in c})
                            for c in data.get("cells") or [] if isinstance(c, dict)]
         values.setdefault("student", "")
         return cls(**values)
@@ -237,6 +240,7 @@ def _bound_cells(meta: SubmissionMeta) -> None:
             errors += failing
             cell.error = clip(cell.error, MAX_CELL_TEXT, keep_end=True)
             cell.output = clip(cell.output, MAX_CELL_OUTPUT)
+            cell.skipped = _bound_skipped(cell.skipped)
             kept.append(cell)
         else:
             dropped += 1
@@ -245,6 +249,17 @@ def _bound_cells(meta: SubmissionMeta) -> None:
         meta.cells = kept
         meta.truncated.append(f"cells: {dropped:,} cells not listed ({dropped_errors:,} of them failed); "
                               f"at most {MAX_CELLS_LISTED} cells and the first {MAX_CELL_ERRORS} failing cells are kept")
+
+
+def _bound_skipped(skipped: list[str]) -> list[str]:
+    """The first MAX_SKIPPED_LISTED entries, each clipped, then a count of the others (idempotent)."""
+    kept = [clip(str(entry), MAX_SKIPPED_TEXT) for entry in skipped[:MAX_SKIPPED_LISTED]]
+    rest = skipped[MAX_SKIPPED_LISTED:]
+    if len(rest) == 1 and str(rest[0]).startswith("[... "):
+        kept += rest
+    elif rest:
+        kept.append(f"[... {len(rest):,} more statements skipped]")
+    return kept
 
 
 def bound(results: Results) -> str:
