@@ -117,15 +117,14 @@ def _calibrate(args: argparse.Namespace) -> int:
         skip = exempt.get(path.parent.name, [])
         figures[path.parent.name] = {k: v for t in results.tests if not any(fnmatch.fnmatchcase(t.name, p) for p in skip)
                                      for k, v in t.metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-    print(f"{'threshold':<26}{'current':>10}{'weakest valid':>32}{'proposed':>10}")
     for name, current in assignment.thresholds.items():
         valid = {s: f[name] for s, f in figures.items() if name in f and (s == "solution" or s.startswith("variant-"))}
         if not valid:
-            print(f"{name:<26}{current:>10g}{'-':>32}{'-':>10}")
+            print(f"{name}: current {current:g}; no figure measured")
             continue
         weakest = min(valid, key=valid.__getitem__)
         proposed = max(0.0, int((valid[weakest] - args.margin) * 100) / 100)
-        print(f"{name:<26}{current:>10g}{f'{weakest} {valid[weakest]:.4f}':>32}{proposed:>10.2f}")
+        print(f"{name}: current {current:g}; weakest valid {weakest} {valid[weakest]:.4f}; proposed {proposed:.2f}")
         for sample in sorted(s for s, f in figures.items() if name in f):
             figure = figures[sample][name]
             print(f"    {sample:<44}{figure:.4f}{'  (below the current threshold)' if figure < current else ''}")
