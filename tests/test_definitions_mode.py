@@ -165,3 +165,11 @@ def test_the_feedback_says_what_was_skipped_and_why_a_name_is_missing(tmp_path):
         "line 6: `LOW = data.min()` uses `data`, which is not created during grading (cell 1, line 5 was skipped)"]
     assert "- cell 1, line 5: `data = load_data()` loads a dataset (`load_data`)" in results["output"]
     assert Results.read(reports / "ada" / "results.json").meta.cells[0].skipped == first["skipped"]
+
+
+def test_training_through_a_chain_of_the_students_functions_is_found():
+    chain = "\n".join(f"def step{i}(m):\n    return step{i + 1}(m)" for i in range(2000))
+    plan = skip_training([chain + "\ndef step2000(m):\n    return m.fit()\n", "RESULT = step0(model)\nKEPT = 1\n"])
+    assert [entry.text() for entry in plan.skipped[1]] == [
+        "line 1: `RESULT = step0(model)` calls `step0`, which trains a model"]
+    assert plan.cells[1] == "pass\nKEPT = 1\n"

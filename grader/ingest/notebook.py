@@ -194,34 +194,33 @@ def _called_name(call: ast.Call) -> str | None:
 
 
 def _walk_outside_scopes(node: ast.AST):
-    """node and its descendants, without entering the bodies of nested functions, classes and lambdas."""
-    yield node
-    for child in ast.iter_child_nodes(node):
-        if not isinstance(child, _SCOPES):
-            yield from _walk_outside_scopes(child)
+    """node and its descendants, without entering the bodies of nested functions, classes and lambdas
+    (iteratively: a hostile cell may nest deeper than Python's recursion limit)."""
+    todo = [node]
+    while todo:
+        current = todo.pop()
+        yield current
+        todo.extend(child for child in ast.iter_child_nodes(current) if not isinstance(child, _SCOPES))
 
 
 def _trainers(trees: list[ast.Module | None]) -> dict[str, str]:
     """Function and method names defined in the notebook whose bodies train (directly or through each other),
-    each with what it does ("loads a dataset", ...)."""
-    bodies: dict[str, list[ast.AST]] = {}
+    each with what it does ("loads a dataset", ...). Linear in the size of the notebook."""
+    callers: dict[str, set[str]] = {}  # callee -> the notebook's functions that call it
     for tree in trees:
         for node in ast.walk(tree) if tree is not None else ():
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                bodies.setdefault(node.name, []).append(node)
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name not in TRAINING_CALLS:
+                for call in ast.walk(node):
+                    if isinstance(call, ast.Call) and (callee := _called_name(call)) and callee != node.name:
+                        callers.setdefault(callee, set()).add(node.name)
     trainers: dict[str, str] = {}
-    changed = True
-    while changed:
-        changed = False
-        for name, defs in bodies.items():
-            if name in trainers or name in TRAINING_CALLS:
-                continue
-            for node in (n for d in defs for n in ast.walk(d) if isinstance(n, ast.Call)):
-                callee = _called_name(node) or ""
-                if callee != name and (what := TRAINING_CALLS.get(callee) or trainers.get(callee)):
-                    trainers[name] = what
-                    changed = True
-                    break
+    todo = [(name, what) for name, what in TRAINING_CALLS.items()]
+    while todo:
+        callee, what = todo.pop()
+        for caller in callers.pop(callee, ()):
+            if caller not in trainers:
+                trainers[caller] = what
+                todo.append((caller, what))
     return trainers
 
 
@@ -342,12 +341,24 @@ def skip_training(cells: list[str]) -> Plan:
             lines = source.splitlines()
             dropped = planner.body(tree.body, number, lines, skipped)
             if dropped:
-                kept = _blank(source, lines, dropped)
-                source = kept if kept and parse_cell(kept) is not None else ast.unparse(
-                    _Dropper({id(n) for n in dropped}).visit(tree))
+                source = _without(source, lines, tree, dropped, number, skipped)
         plan.cells.append(source)
         plan.skipped.append(skipped)
     return plan
+
+
+def _without(source: str, lines: list[str], tree: ast.Module, dropped: list[ast.stmt], number: int,
+             skipped: list[Skipped]) -> str:
+    """The cell without its dropped statements: line numbers kept where the statements own their lines,
+    else rewritten from the syntax tree; a cell too deep to rewrite does not run at all (and says so)."""
+    kept = _blank(source, lines, dropped)
+    if kept and parse_cell(kept) is not None:
+        return kept
+    try:
+        return ast.unparse(_Dropper({id(n) for n in dropped}).visit(tree))
+    except (RecursionError, MemoryError):
+        skipped.append(Skipped(number, 1, "(the whole cell)", "could not be taken apart statement by statement"))
+        return "pass"
 
 
 class _Dropper(ast.NodeTransformer):
