@@ -83,7 +83,7 @@ def check_notebook(assignment: Assignment, notebook: Path, sandbox_mode: str = "
         submission = Submission("check", notebook, folder, notes=found.notes)
         report.notes += [n for n in copy_files(submission, workdir / "sandbox") if n not in report.notes]
         report.notes += ingested.notes
-        cells = runnable_cells(assignment, ingested.cells)
+        cells, plan = runnable_cells(assignment, ingested.cells)
         report.checks = self_checks(ingested.cells, ingested.positions)
         forbidden = static_scan.scan(cells, assignment.forbidden_modules)
         session = StudentSession(cells, workdir / "sandbox", assignment.limits,
@@ -94,7 +94,7 @@ def check_notebook(assignment: Assignment, notebook: Path, sandbox_mode: str = "
             report.problem, defined = str(exc), []
         finally:
             session.close()
-        report.cells = cell_logs(session, ingested.positions)
+        report.cells = cell_logs(session, ingested.positions, plan)
         meta = SubmissionMeta(student="check", cells=report.cells, defined_in={
             f: ingested.outline.defined_in[f] for f in assignment.functions if f in ingested.outline.defined_in})
         for name in assignment.functions:

@@ -136,30 +136,39 @@ def _samples(args: argparse.Namespace) -> int:
 
 
 def _calibrate(args: argparse.Namespace) -> int:
+    import fnmatch
     import tempfile
 
-    from grader.authoring.notebooks import read, solution, write_submission
+    from grader.authoring.notebooks import load_variants, write_samples
     from grader.batch import BatchOptions, grade_batch
     from grader.results import Results
     assignment = load_assignment(args.assignment)
     root = Path(tempfile.mkdtemp(prefix="grader-calibrate-"))
-    write_submission(root / "submissions" / "solution", assignment, solution(read(assignment.master)),
-                     list(assignment.submission_files))
+    write_samples(assignment, root / "submissions")
     grade_batch(assignment, root / "submissions", BatchOptions(reports=root / "reports", jobs=1, seed=args.seed,
                                                                data_dir=args.data_dir, progress=False))
-    results = Results.read(root / "reports" / "solution" / "results.json")
-    measured = {k: v for t in results.tests for k, v in t.metrics.items()}
-    print(f"solution: {results.score:g}/{results.max_score:g}")
-    print(f"{'threshold':<26}{'current':>10}{'solution':>10}{'proposed':>10}")
+    exempt = {f"variant-{v.name}": v.exempt for v in load_variants(assignment)}
+    figures: dict[str, dict[str, float]] = {}  # sample -> metric -> figure (tests a variant is exempt from left out)
+    for path in sorted((root / "reports").glob("*/results.json")):
+        results = Results.read(path)
+        if path.parent.name == "solution":
+            print(f"solution: {results.score:g}/{results.max_score:g}")
+        skip = exempt.get(path.parent.name, [])
+        figures[path.parent.name] = {k: v for t in results.tests if not any(fnmatch.fnmatchcase(t.name, p) for p in skip)
+                                     for k, v in t.metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
     for name, current in assignment.thresholds.items():
-        value = measured.get(name)
-        if isinstance(value, (int, float)):
-            proposed = max(0.0, int((value - args.margin) * 100) / 100)
-            print(f"{name:<26}{current:>10g}{value:>10.4f}{proposed:>10.2f}")
-        else:
-            print(f"{name:<26}{current:>10g}{'-':>10}{'-':>10}")
-    print("proposed = the solution's figure minus the margin, rounded down; edit [thresholds] in "
-          f"{assignment.folder / 'assignment.toml'} to adopt them")
+        valid = {s: f[name] for s, f in figures.items() if name in f and (s == "solution" or s.startswith("variant-"))}
+        if not valid:
+            print(f"{name}: current {current:g}; no figure measured")
+            continue
+        weakest = min(valid, key=valid.__getitem__)
+        proposed = max(0.0, int((valid[weakest] - args.margin) * 100) / 100)
+        print(f"{name}: current {current:g}; weakest valid {weakest} {valid[weakest]:.4f}; proposed {proposed:.2f}")
+        for sample in sorted(s for s, f in figures.items() if name in f):
+            figure = figures[sample][name]
+            print(f"    {sample:<44}{figure:.4f}{'  (below the current threshold)' if figure < current else ''}")
+    print("proposed = the weakest valid sample's figure (the solution and the variants of variants.toml) minus the "
+          f"margin, rounded down; edit [thresholds] in {assignment.folder / 'assignment.toml'} to adopt them")
     return 0
 
 
@@ -307,10 +316,10 @@ def build_parser() -> argparse.ArgumentParser:
     samples.add_argument("out", help="folder to write (replaced)")
     samples.set_defaults(run=_samples)
 
-    calibrate = commands.add_parser("calibrate", help="grade the solution and propose thresholds with a margin",
-                                    formatter_class=defaults)
+    calibrate = commands.add_parser("calibrate", help="grade the samples (solution, valid variants, seeded bugs) and "
+                                    "propose thresholds below every valid one", formatter_class=defaults)
     calibrate.add_argument("assignment", help="assignment name or folder")
-    calibrate.add_argument("--margin", type=float, default=0.02, help="how far below the solution")
+    calibrate.add_argument("--margin", type=float, default=0.02, help="how far below the weakest valid sample")
     calibrate.add_argument("--seed", type=int, default=0, help="seed for randomized test cases")
     _add_data_dir(calibrate)
     calibrate.set_defaults(run=_calibrate)

@@ -34,6 +34,10 @@ class StudentError(AssertionError):
         self.kind, self.function = kind, function
 
 
+class ModelRefused(StudentError):
+    """A model a rule refuses whatever its arguments (own model or layer classes, Lambda); said once per function."""
+
+
 class IngestError(Exception):
     """A submission that cannot be read as a notebook; the message is written for the student."""
 

@@ -24,7 +24,7 @@ from grader.config import Assignment
 from grader.errors import IngestError
 from grader.ingest import submissions as ingest
 from grader.ingest.git_time import last_commit_time
-from grader.ingest.notebook import Notebook, keep_definitions, read_notebook
+from grader.ingest.notebook import Notebook, Plan, read_notebook, skip_training
 from grader.ingest.submissions import Submission, UnsafeFile, left_out, open_regular, read_chunks
 from grader.results import (
     GRADED,
@@ -152,7 +152,7 @@ def copy_files(submission: Submission, target: Path) -> list[str]:
     return notes
 
 
-def _test_result(outcome: Outcome, assignment: Assignment, positions: list[int]) -> TestResult:
+def _test_result(outcome: Outcome, assignment: Assignment, positions: list[int], plan: Plan | None) -> TestResult:
     points = outcome.markers.points
     failed = not outcome.passed
     return TestResult(
@@ -160,7 +160,7 @@ def _test_result(outcome: Outcome, assignment: Assignment, positions: list[int])
         max_score=points, passed=outcome.passed, functions=outcome.markers.calls,
         category=outcome.markers.category,
         visibility=assignment.hidden_visibility if outcome.markers.hidden else "visible",
-        message=renumber(outcome.message, positions) if failed else "",
+        message=renumber(_explain_unset(outcome.message, plan, positions), positions) if failed else "",
         diagnosis=outcome.diagnosis if failed else "",
         duration=outcome.duration, metrics=outcome.metrics, grader_error=outcome.grader_error,
         cause=outcome.cause if failed else "", culprit=outcome.culprit if failed else "")
@@ -200,7 +200,39 @@ def undefined_reason(name: str, meta: SubmissionMeta) -> str:
             "that it is defined at the top level of the cell, not inside an `if` or a function")
 
 
-def _student_output(results: list[TestResult], cells: list[CellLog], problem: str, notes: list[str]) -> str:
+_NAME_ERROR = re.compile(r"NameError: name '(\w+)' is not defined")
+
+
+def _position(cell: int, positions: list[int]) -> int:
+    """Code cell number cell (from 1) as its position in the notebook."""
+    return positions[cell - 1] if 0 < cell <= len(positions) else cell
+
+
+def _explain_unset(message: str, plan: Plan | None, positions: list[int]) -> str:
+    """A NameError on a variable that a skipped statement creates, explained."""
+    found = _NAME_ERROR.search(message)
+    if plan is None or found is None or (entry := plan.unset.get(found.group(1))) is None:
+        return message
+    return (f"{message}\n`{found.group(1)}` does not exist during grading: cell {_position(entry.cell, positions)}, "
+            f"line {entry.line} creates it, and the grader does not run that statement: it {entry.reason}. Define "
+            "what your functions use outside the cells that load data or train.")
+
+
+def _skipped_text(plan: Plan | None, positions: list[int]) -> list[str]:
+    """The statements the "definitions" mode skipped, for the student (the first MAX_CELL_ERRORS)."""
+    entries = [entry for cell in plan.skipped for entry in cell] if plan is not None else []
+    if not entries:
+        return []
+    lines = [f"The grader ran your notebook without {len(entries)} statement(s) that load data, train, evaluate or "
+             "save models, and without those that use what they create:"]
+    lines += [f"- cell {_position(entry.cell, positions)}, {entry.text()}" for entry in entries[:MAX_CELL_ERRORS]]
+    if len(entries) > MAX_CELL_ERRORS:
+        lines.append(f"[... {len(entries) - MAX_CELL_ERRORS:,} more]")
+    return lines
+
+
+def _student_output(results: list[TestResult], cells: list[CellLog], problem: str, notes: list[str],
+                    skipped: list[str]) -> str:
     earned, possible = sum(t.score for t in results), sum(t.max_score for t in results)
     lines = [f"Score: {earned:g} / {possible:g}"]
     if problem:
@@ -215,7 +247,7 @@ def _student_output(results: list[TestResult], cells: list[CellLog], problem: st
         lines.append(f"[... {len(failing) - MAX_CELL_ERRORS:,} more cells failed (cells "
                      f"{failing[MAX_CELL_ERRORS].position} to {failing[-1].position}); only the first "
                      f"{MAX_CELL_ERRORS} are shown]")
-    lines += notes
+    lines += notes + skipped
     return "\n".join(lines)
 
 
@@ -225,11 +257,13 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def runnable_cells(assignment: Assignment, cells: list[str]) -> list[str]:
-    """The cells as the student process runs them, in the assignment's cell mode."""
+def runnable_cells(assignment: Assignment, cells: list[str]) -> tuple[list[str], Plan | None]:
+    """The cells as the student process runs them in the assignment's cell mode, and the "definitions" mode's
+    plan (what it skips), if that is the mode."""
     if assignment.cells == "definitions":
-        return [keep_definitions(cell) for cell in cells]
-    return cells
+        plan = skip_training(cells)
+        return plan.cells, plan
+    return cells, None
 
 
 def grade_submission(assignment: Assignment, submission: Submission, *, seed: int, data_dir: str | None = None,
@@ -240,7 +274,7 @@ def grade_submission(assignment: Assignment, submission: Submission, *, seed: in
     workdir = make_workdir(submission.student)
     sandbox, files = workdir / "sandbox", workdir / "files"
     problem, notes, cells = submission.problem, list(submission.notes), []
-    notebook = Notebook(cells=[])
+    notebook, plan = Notebook(cells=[]), None
     try:
         if not problem and submission.notebook is not None:
             try:
@@ -251,7 +285,7 @@ def grade_submission(assignment: Assignment, submission: Submission, *, seed: in
                 notes += notebook.notes
             except IngestError as exc:
                 problem = str(exc)
-        cells = runnable_cells(assignment, cells)
+        cells, plan = runnable_cells(assignment, cells)
         sandbox.mkdir(exist_ok=True)
         files.mkdir(exist_ok=True)
         timings["ingest"] = time.monotonic() - began
@@ -270,12 +304,12 @@ def grade_submission(assignment: Assignment, submission: Submission, *, seed: in
         status = NO_SUBMISSION if submission.missing else NOTEBOOK_PROBLEM if problem else GRADED
         if status == GRADED and session.over_budget:
             status, problem = NOTEBOOK_PROBLEM, budget_exceeded(assignment.limits.submission_budget)
-        tests = [_test_result(o, assignment, notebook.positions) for o in outcomes]
+        tests = [_test_result(o, assignment, notebook.positions, plan) for o in outcomes]
         meta = SubmissionMeta(
             student=submission.student, name=submission.display_name, status=status,
             assignment=assignment.ref, seed=seed, problem=problem,
             notebook=str(submission.notebook) if submission.notebook else None,
-            cells=cell_logs(session, notebook.positions), isolation=session.isolation, restarts=session.restarts,
+            cells=cell_logs(session, notebook.positions, plan), isolation=session.isolation, restarts=session.restarts,
             notes=notes, source=notebook.shown,
             defined_in={f: notebook.outline.defined_in[f] for f in assignment.functions
                         if f in notebook.outline.defined_in},
@@ -294,17 +328,20 @@ def grade_submission(assignment: Assignment, submission: Submission, *, seed: in
         meta.peak_rss_mb = {"grader": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                             "student": session.peak_memory_mb}
         return Results(score=round(sum(t.score for t in tests), 6), max_score=sum(t.max_score for t in tests),
-                       output=_student_output(tests, meta.cells, problem, notes), tests=tests, meta=meta,
+                       output=_student_output(tests, meta.cells, problem, notes,
+                                              _skipped_text(plan, notebook.positions)), tests=tests, meta=meta,
                        execution_time=round(time.monotonic() - began, 3))
     finally:
         remove_workdir(workdir)
 
 
-def cell_logs(session: StudentSession, positions: list[int]) -> list[CellLog]:
-    """The cells' logs in order, numbered by position in the notebook, each error's last line apart
-    (results.bound keeps the first failing ones and counts the rest)."""
+def cell_logs(session: StudentSession, positions: list[int], plan: Plan | None = None) -> list[CellLog]:
+    """The cells' logs in order, numbered by position in the notebook, each error's last line apart, each with
+    what the cell mode skipped in it (results.bound keeps the first failing ones and counts the rest)."""
     logs = sorted(session.cell_logs.values(), key=lambda log: log.number)
     for log in logs:
+        if plan is not None and 0 < log.number <= len(plan.skipped):
+            log.skipped = [entry.text() for entry in plan.skipped[log.number - 1]]
         log.position = positions[log.number - 1] if 0 < log.number <= len(positions) else log.number
         log.error = renumber(log.error, positions)
         log.summary = _summary(log.error, log.position) if log.status == "raised" else ""

@@ -33,6 +33,8 @@ MAX_CELL_ERRORS = 20          # cells that raised, timed out or died, listed wit
 MAX_CELLS_LISTED = 100        # cells listed at all (the others are counted)
 MAX_CELL_TEXT = 4000          # one cell's error
 MAX_CELL_OUTPUT = 8000        # one cell's output (the student process already cuts it at [limits] output_chars)
+MAX_SKIPPED_LISTED = 20       # statements listed as skipped, per cell (the others are counted)
+MAX_SKIPPED_TEXT = 300        # one of them
 MAX_TEST_TEXT = 4000          # one test's message (its diagnosis: a quarter of it)
 MAX_OUTPUT_TEXT = 20_000      # the text shown to the student (notes and cell errors)
 MAX_DETAIL_TEXT = 8000        # a grader error's traceback
@@ -139,6 +141,7 @@ class CellLog:
     output: str = ""
     position: int = 0
     summary: str = ""  # the error's last line, e.g. "SyntaxError: '(' was never closed"
+    skipped: list[str] = field(default_factory=list)  # statements the cell mode did not run, each with why
 
 
 @dataclass
@@ -202,8 +205,8 @@ class SubmissionMeta:
     def from_json(cls, data: dict[str, Any]) -> SubmissionMeta:
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
-        values["cells"] = [CellLog(**{k: c[k] for k in ("number", "status", "error", "output", "position", "summary")
-                                      if k in c})
+        values["cells"] = [CellLog(**{k: c[k] for k in ("number", "status", "error", "output", "position", "summary",
+                                                         "skipped") if k in c})
                            for c in data.get("cells") or [] if isinstance(c, dict)]
         values["source"] = [NotebookCell.from_json(c) for c in data.get("source") or [] if isinstance(c, dict)]
         values.setdefault("student", "")
@@ -401,6 +404,7 @@ def _bound_cells(meta: SubmissionMeta) -> None:
             errors += failing
             cell.error = clip(cell.error, MAX_CELL_TEXT, keep_end=True)
             cell.output = clip(cell.output, MAX_CELL_OUTPUT)
+            cell.skipped = _bound_skipped(cell.skipped)
             kept.append(cell)
         else:
             dropped += 1
@@ -419,6 +423,17 @@ def _bound_source(meta: SubmissionMeta) -> None:
         cell.source = clip(cell.source, MAX_SOURCE_TEXT)
         cell.outputs = [CellOutput(o.kind, o.text if o.kind == "image" else clip(o.text, MAX_SHOWN_OUTPUT))
                         for o in cell.outputs[:10] if o.kind != "image" or len(o.text) <= MAX_IMAGE_BYTES]
+
+
+def _bound_skipped(skipped: list[str]) -> list[str]:
+    """The first MAX_SKIPPED_LISTED entries, each clipped, then a count of the others (idempotent)."""
+    kept = [clip(str(entry), MAX_SKIPPED_TEXT) for entry in skipped[:MAX_SKIPPED_LISTED]]
+    rest = skipped[MAX_SKIPPED_LISTED:]
+    if len(rest) == 1 and str(rest[0]).startswith("[... "):
+        kept += rest
+    elif rest:
+        kept.append(f"[... {len(rest):,} more statements skipped]")
+    return kept
 
 
 def bound(results: Results) -> str:

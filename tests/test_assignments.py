@@ -1,5 +1,6 @@
 """Every assignment proves its own tests: the solution scores full marks, the untouched starter
-scores 0, and each seeded bug (mutants.toml) fails exactly the tests it lists, and no others."""
+scores 0, each seeded bug (mutants.toml) fails exactly the tests it lists, and no others, and each valid
+variant (variants.toml) passes every test it is not exempt from."""
 from __future__ import annotations
 
 import fnmatch
@@ -7,7 +8,7 @@ import json
 
 import pytest
 
-from grader.authoring.notebooks import load_mutants, starter_is_current, write_samples
+from grader.authoring.notebooks import load_mutants, load_variants, starter_is_current, write_samples
 from grader.config import SOLUTIONS_DIR, load_assignment
 from tests.conftest import run_grader
 
@@ -64,4 +65,17 @@ def test_every_seeded_bug_loses_exactly_its_tests(graded):
         wrong_function = [t["name"] for t in tests if t["name"] in failed and mutant.function not in t["tags"]]
         if wrong_function:
             problems.append(f"{mutant.name}: failed tests of other functions {wrong_function}")
+    assert not problems, "\n".join(problems)
+
+
+def test_every_valid_variant_passes(graded):
+    assignment, results = graded
+    problems = []
+    for variant in load_variants(assignment):
+        tests = results[f"variant-{variant.name}"]["tests"]
+        exempt = {t["name"] for t in tests if any(fnmatch.fnmatchcase(t["name"], p) for p in variant.exempt)}
+        failed = {t["name"]: t["output"] for t in tests if t["status"] != "passed" and t["name"] not in exempt}
+        unmatched = [p for p in variant.exempt if not any(fnmatch.fnmatchcase(t["name"], p) for t in tests)]
+        if failed or unmatched:
+            problems.append(f"{variant.name}: failed {failed}; exempt patterns matching no test {unmatched}")
     assert not problems, "\n".join(problems)

@@ -6,7 +6,7 @@ import zipfile
 
 import pytest
 
-from grader.errors import StudentError
+from grader.errors import ModelRefused, StudentError
 from grader.sandbox.model_transfer import MAX_CONFIG_BYTES, check_keras_file
 
 
@@ -31,12 +31,27 @@ def test_a_deeply_nested_config_is_refused(tmp_path):
         check_keras_file(deep, "build_lenet5")
 
 
-@pytest.mark.parametrize("layer, message", [({"class_name": "Lambda", "module": "keras.layers"}, "Lambda"),
-                                            ({"class_name": "Evil", "module": "student"}, "custom class")])
+@pytest.mark.parametrize("layer, message", [
+    ({"class_name": "Lambda", "module": "keras.layers"}, "has a Lambda layer. The grader accepts only"),
+    ({"class_name": "Evil", "module": "student"}, "has a layer of its own class `Evil`. The grader accepts only"),
+    ({"class_name": "MyLayer", "module": None, "registered_name": "MyLayer"}, "own class `MyLayer`")])
 def test_code_in_a_model_is_refused(tmp_path, layer, message):
     config = {"class_name": "Sequential", "module": "keras", "config": {"layers": [layer]}}
-    with pytest.raises(StudentError, match=message):
+    with pytest.raises(ModelRefused, match=message):
         check_keras_file(keras_file(tmp_path / "m.keras", json.dumps(config).encode()), "build_vgg")
+
+
+@pytest.mark.parametrize("base", ["keras.Model", "keras.Sequential"])
+def test_a_subclassed_model_is_refused_in_the_graders_words(tmp_path, base):
+    """What Keras writes for a subclass of keras.Model or keras.Sequential defined in a notebook: the grader
+    states its rule and what to write instead, never Keras's "Could not locate class"."""
+    config = {"class_name": "LeNet", "module": None, "registered_name": "LeNet", "config": {"layers": []}}
+    with pytest.raises(ModelRefused) as refused:
+        check_keras_file(keras_file(tmp_path / "m.keras", json.dumps(config).encode()), "build_lenet5")
+    text = str(refused.value)
+    assert "`build_lenet5` returns a model of its own class `LeNet`" in text
+    assert "keras.Sequential([...]) or keras.Model(inputs, outputs)" in text
+    assert "register_keras_serializable" not in text and "Could not locate" not in text
 
 
 def test_an_hdf5_bomb_is_refused_before_keras_reads_it(tmp_path):

@@ -95,6 +95,34 @@ def test_retrain_learns_is_deterministic_and_ignores_weights(tmp_path):
     assert not first.cached and not second.cached
 
 
+def rescaling_model():
+    """tiny_model with its own Rescaling(1/255): it expects inputs in 0..255."""
+    inputs = keras.Input(shape=(8, 8, 1))
+    x = layers.Rescaling(1 / 255)(inputs)
+    x = layers.Conv2D(4, 3, padding="same", activation="relu")(x)
+    x = layers.MaxPooling2D(2)(x)
+    x = layers.Flatten()(x)
+    x = layers.Dense(8, activation="relu")(x)
+    return keras.Model(inputs, layers.Dense(3, activation="softmax")(x))
+
+
+def test_retraining_follows_the_inputs_it_is_given(tmp_path):
+    """A model that rescales its inputs itself learns when it is trained on the student's 0..255 inputs, and
+    the cache keys the inputs: the same architecture on other inputs is another entry."""
+    data = tiny_dataset()
+    train, test = training.recipe_indices(data, RECIPE)
+    assert len(train) == RECIPE.train_subset and len(test) == RECIPE.test_subset
+    raw = training.Inputs(data.x_train[train, ..., None].astype(np.float32),
+                          data.x_test[test, ..., None].astype(np.float32))
+    own = training.retrain(rescaling_model(), data, RECIPE, cache_dir=tmp_path, inputs=raw)
+    scaled = training.retrain(rescaling_model(), data, RECIPE, cache_dir=tmp_path)
+    assert own.key != scaled.key and not scaled.cached
+    assert own.accuracy >= 0.9, own
+    plain = training.retrain(tiny_model(), data, RECIPE, cache_dir=tmp_path,
+                             inputs=training.scaled_inputs(tiny_model(), data, RECIPE))
+    assert plain.key == training.retrain(tiny_model(), data, RECIPE, cache_dir=tmp_path).key  # the same inputs
+
+
 def test_frozen_model_does_not_learn(tmp_path):
     with pytest.warns(UserWarning, match="trainable"):
         result = training.retrain(tiny_model(trainable=False), tiny_dataset(), RECIPE, cache_dir=tmp_path,
@@ -252,7 +280,7 @@ def fake_training(monkeypatch):
     """Replace the training by a counter returning 0.5: the cache tests need no real training."""
     calls = []
 
-    def train(model, dataset, recipe):
+    def train(model, dataset, recipe, inputs):
         calls.append(recipe)
         return 0.5
 

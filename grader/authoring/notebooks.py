@@ -1,4 +1,4 @@
-"""Generate notebooks from an assignment's master: the student starter, the solution, seeded bugs.
+"""Generate notebooks from an assignment's master: the student starter, the solution, seeded bugs, valid variants.
 
 Solution code sits between `### BEGIN SOLUTION` and `### END SOLUTION` lines, as in nbgrader.
 The starter replaces each block with `raise NotImplementedError` and ends with a cell that runs
@@ -32,6 +32,16 @@ class Mutant:
     diagnosis: str = ""
     drop_files: list[str] = field(default_factory=list)
     replace_files: list[tuple[str, str]] = field(default_factory=list)  # (submission file, assignment file)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """Another correct way to write the solution: text replacements on it, and the tests it need not pass
+    (those its changed architecture cannot pass with the solution's weights files)."""
+    name: str
+    function: str
+    replace: list[tuple[str, str]]
+    exempt: list[str] = field(default_factory=list)
 
 
 def _clean(notebook) -> None:
@@ -134,6 +144,16 @@ def load_mutants(assignment: Assignment) -> list[Mutant]:
                    replace_files=[tuple(r) for r in e.get("replace_files", [])]) for e in entries]
 
 
+def load_variants(assignment: Assignment) -> list[Variant]:
+    """The valid variants listed in the assignment's variants.toml."""
+    path = assignment.folder / "variants.toml"
+    if not path.is_file():
+        return []
+    entries = tomllib.loads(path.read_text()).get("variant", [])
+    return [Variant(name=e["name"], function=e["function"], replace=[tuple(r) for r in e["replace"]],
+                    exempt=list(e.get("exempt", []))) for e in entries]
+
+
 def write_submission(folder: Path, assignment: Assignment, notebook, files: list[str]) -> Path:
     """Write a submission folder: the notebook plus the named solution files (e.g. weights)."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -145,7 +165,7 @@ def write_submission(folder: Path, assignment: Assignment, notebook, files: list
 
 
 def write_samples(assignment: Assignment, out: Path) -> list[Path]:
-    """Sample submissions: the solution, the untouched starter, and every seeded bug."""
+    """Sample submissions: the solution, the untouched starter, every seeded bug and every valid variant."""
     if out.exists():
         shutil.rmtree(out)
     master = read(assignment.master)
@@ -154,6 +174,9 @@ def write_samples(assignment: Assignment, out: Path) -> list[Path]:
                write_submission(out / "starter", assignment, student_starter(assignment), [])]
     for mutant in load_mutants(assignment):
         written.append(write_mutant(out / f"mutant-{mutant.name}", assignment, master, mutant))
+    for variant in load_variants(assignment):
+        written.append(write_submission(out / f"variant-{variant.name}", assignment, mutate(master, variant.replace),
+                                        files))
     return written
 
 

@@ -2,11 +2,13 @@
 
 ``retrain_and_evaluate(model, dataset, recipe)`` clones the architecture of a student's model with
 fresh weights, trains it with the grader's recipe and returns the test accuracy. Whatever weights the
-student submitted, this shows that the architecture learns.
+student submitted, this shows that the architecture learns. The inputs are the recipe's images scaled
+to [0, 1], or ``Inputs`` the caller gives (the student's own preprocessing of the recipe's images,
+``recipe_indices``), so that a model that rescales its inputs itself is trained as its author meant.
 
 Results are cached on disk by ``retrain_key``: sha256 of the architecture fingerprint (the model
 config with the layer names, and only the names, replaced by their positions, see ``canonical_config``),
-the recipe, the dataset digest and the TensorFlow/Keras versions. Identical architectures therefore
+the recipe, the dataset digest, the digest of the inputs and the TensorFlow/Keras versions. Identical architectures therefore
 train once per class. The cache folder is ``cache_dir`` or ``$GRADER_CACHE_DIR`` or
 ``~/.cache/cnn-autograder``; entries are small JSON files written atomically (tmp + os.replace),
 and a lock file makes concurrent graders wait for one training instead of repeating it.
@@ -58,15 +60,18 @@ __all__ = [
     "LENET_RECIPE",
     "VGG_RECIPE",
     "CacheKeyError",
+    "Inputs",
     "Recipe",
     "RetrainResult",
     "architecture_fingerprint",
     "cache_root",
     "evaluate_weights",
     "key_file",
+    "recipe_indices",
     "retrain",
     "retrain_and_evaluate",
     "retrain_key",
+    "scaled_inputs",
     "train_solution_weights",
 ]
 
@@ -100,6 +105,18 @@ LENET_RECIPE = Recipe(name="lenet5-mnist", dataset="mnist")
 # test images. BatchNormalization momentum 0.9 so that 125 steps are enough for its moving statistics.
 VGG_RECIPE = Recipe(name="vgg-cifar10", dataset="cifar10", batch_size=64, epochs=2, train_subset=4000,
                     test_subset=2000, bn_momentum=0.9)
+
+
+@dataclasses.dataclass(frozen=True)
+class Inputs:
+    """The images a retraining uses, preprocessed: x_train[i] is dataset.x_train[recipe_indices(...)[0][i]],
+    x_test likewise with the test indices; float32 of the model's input shape."""
+
+    x_train: np.ndarray
+    x_test: np.ndarray
+
+    def digest(self) -> str:
+        return hashlib.sha256((_digest_array(self.x_train) + _digest_array(self.x_test)).encode()).hexdigest()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -257,11 +274,14 @@ def _versions() -> dict:
     return {"keras": keras.__version__, "tensorflow": tf.__version__, "numpy": np.__version__}
 
 
-def retrain_key(model, dataset, recipe: Recipe) -> str:
+def retrain_key(model, dataset, recipe: Recipe, inputs: Inputs | None = None) -> str:
+    """The cache key of a retraining: architecture, recipe, data, inputs (default: scaled_inputs) and versions."""
+    inputs = inputs if inputs is not None else scaled_inputs(model, dataset, recipe)
     payload = {
         "architecture": architecture_fingerprint(model),
         "recipe": dataclasses.asdict(recipe),
         "data": f"{dataset.name}:{dataset.digest}",
+        "inputs": inputs.digest(),
         "versions": _versions(),
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
@@ -599,7 +619,21 @@ def _accuracy(model, x, y, batch_size) -> float:
     return float(np.mean(np.argmax(probs, axis=1) == y))
 
 
-def _train_and_evaluate(model, dataset, recipe: Recipe) -> float:
+def recipe_indices(dataset, recipe: Recipe) -> tuple[np.ndarray, np.ndarray]:
+    """(training, test) indices into the dataset of the images the recipe uses, in the order it uses them."""
+    return (_stratified(dataset.y_train, recipe.train_subset, recipe.seed),
+            np.sort(_stratified(dataset.y_test, recipe.test_subset, recipe.seed + 1)))
+
+
+def scaled_inputs(model, dataset, recipe: Recipe) -> Inputs:
+    """The recipe's images scaled to [0, 1] (recipe.scale), with a channel axis where the model wants one."""
+    train, test = recipe_indices(dataset, recipe)
+    shape = _model_input_shape(model)
+    return Inputs(prepare_inputs(dataset.x_train[train], shape, recipe.scale),
+                  prepare_inputs(dataset.x_test[test], shape, recipe.scale))
+
+
+def _train_and_evaluate(model, dataset, recipe: Recipe, inputs: Inputs) -> float:
     import keras
     import tensorflow as tf
 
@@ -610,21 +644,19 @@ def _train_and_evaluate(model, dataset, recipe: Recipe) -> float:
         raise ValueError(f"unknown optimizer {recipe.optimizer!r}")
     clone.compile(optimizer=keras.optimizers.Adam(learning_rate=recipe.learning_rate),
                   loss="sparse_categorical_crossentropy")
-    shape = _model_input_shape(clone)
-    train = _stratified(dataset.y_train, recipe.train_subset, recipe.seed)
-    x = prepare_inputs(dataset.x_train[train], shape, recipe.scale)
+    train, test = recipe_indices(dataset, recipe)
     y = dataset.y_train[train].astype(np.int32)
-    clone.fit(x, y, batch_size=recipe.batch_size, epochs=recipe.epochs, shuffle=True, verbose=0)
-    del x
-    test = np.sort(_stratified(dataset.y_test, recipe.test_subset, recipe.seed + 1))
-    xt = prepare_inputs(dataset.x_test[test], shape, recipe.scale)
-    return _accuracy(clone, xt, dataset.y_test[test], recipe.eval_batch_size)
+    clone.fit(inputs.x_train, y, batch_size=recipe.batch_size, epochs=recipe.epochs, shuffle=True, verbose=0)
+    return _accuracy(clone, inputs.x_test, dataset.y_test[test], recipe.eval_batch_size)
 
 
-def retrain(model, dataset, recipe: Recipe, cache_dir=None, use_cache: bool = True) -> RetrainResult:
-    """Train a fresh copy of model's architecture with recipe; cached by retrain_key (authenticated entries)."""
+def retrain(model, dataset, recipe: Recipe, cache_dir=None, use_cache: bool = True,
+            inputs: Inputs | None = None) -> RetrainResult:
+    """Train a fresh copy of model's architecture with recipe, on inputs (default: the recipe's images scaled
+    to [0, 1]); cached by retrain_key (authenticated entries)."""
     start = time.perf_counter()
-    key = retrain_key(model, dataset, recipe)
+    inputs = inputs if inputs is not None else scaled_inputs(model, dataset, recipe)
+    key = retrain_key(model, dataset, recipe, inputs)
     path = _cache_file(cache_dir, key)
     secret: bytes | None = None
     if use_cache:
@@ -638,7 +670,7 @@ def retrain(model, dataset, recipe: Recipe, cache_dir=None, use_cache: bool = Tr
         if secret is not None and (entry := _read_cache(path, key, secret)) is not None:  # another grader just trained it
             return RetrainResult(entry["accuracy"], True, time.perf_counter() - start, entry["train_seconds"], key)
         t0 = time.perf_counter()
-        accuracy = _train_and_evaluate(model, dataset, recipe)
+        accuracy = _train_and_evaluate(model, dataset, recipe, inputs)
         seconds = time.perf_counter() - t0
         if secret is not None:
             entry = {"accuracy": accuracy, "train_seconds": round(seconds, 2), "recipe": dataclasses.asdict(recipe),

@@ -6,6 +6,10 @@ and `!shell` commands are dropped and noted. Every statement the student wrote k
 so a traceback points at the student's own line. Nothing here executes student code.
 
 The notebook's outline (grader.ingest.outline) and the cells as saved (for the feedback) are read here too.
+
+`skip_training` is the "definitions" cell mode: every top-level statement runs except those that
+load a dataset, train, evaluate or predict, or save or load model files, and those that use a
+variable only such a statement creates; each skipped statement is listed with its reason.
 """
 from __future__ import annotations
 
@@ -246,3 +250,217 @@ def keep_definitions(source: str) -> str:
             or (isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None
                 and _binds_names(node) and _is_simple_value(node.value))]
     return keeping_lines(kept, source)
+
+
+# ---------------------------------------------------------------------------------------------
+# the "definitions" cell mode: every statement runs, except what trains and what depends on it
+
+TRAINING_CALLS = {
+    **dict.fromkeys(("load_data", "image_dataset_from_directory", "text_dataset_from_directory",
+                     "audio_dataset_from_directory", "timeseries_dataset_from_array", "get_file"),
+                    "loads a dataset"),
+    **dict.fromkeys(("fit", "fit_generator", "train_on_batch"), "trains a model"),
+    **dict.fromkeys(("evaluate", "evaluate_generator", "test_on_batch", "predict", "predict_generator",
+                     "predict_on_batch"), "evaluates a model"),
+    **dict.fromkeys(("save", "save_weights", "load_weights", "load_model", "save_model"),
+                    "saves or loads a model file"),
+}
+_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
+_RECURSED = (ast.If, ast.Try, ast.With, ast.AsyncWith) + ((ast.TryStar,) if hasattr(ast, "TryStar") else ())
+
+
+@dataclass
+class Skipped:
+    """A statement the "definitions" mode does not run."""
+    cell: int       # code cell, counted from 1
+    line: int       # line in the cell
+    statement: str  # its first line
+    reason: str
+
+    def text(self) -> str:
+        return f"line {self.line}: `{self.statement}` {self.reason}"
+
+
+def _called_name(call: ast.Call) -> str | None:
+    func = call.func
+    return func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else None
+
+
+def _walk_outside_scopes(node: ast.AST):
+    """node and its descendants, without entering the bodies of nested functions, classes and lambdas
+    (iteratively: a hostile cell may nest deeper than Python's recursion limit)."""
+    todo = [node]
+    while todo:
+        current = todo.pop()
+        yield current
+        todo.extend(child for child in ast.iter_child_nodes(current) if not isinstance(child, _SCOPES))
+
+
+def _trainers(trees: list[ast.Module | None]) -> dict[str, str]:
+    """Function and method names defined in the notebook whose bodies train (directly or through each other),
+    each with what it does ("loads a dataset", ...). Linear in the size of the notebook."""
+    callers: dict[str, set[str]] = {}  # callee -> the notebook's functions that call it
+    for tree in trees:
+        for node in ast.walk(tree) if tree is not None else ():
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name not in TRAINING_CALLS:
+                for call in ast.walk(node):
+                    if isinstance(call, ast.Call) and (callee := _called_name(call)) and callee != node.name:
+                        callers.setdefault(callee, set()).add(node.name)
+    trainers: dict[str, str] = {}
+    todo = [(name, what) for name, what in TRAINING_CALLS.items()]
+    while todo:
+        callee, what = todo.pop()
+        for caller in callers.pop(callee, ()):
+            if caller not in trainers:
+                trainers[caller] = what
+                todo.append((caller, what))
+    return trainers
+
+
+def _stored(node: ast.AST) -> set[str]:
+    """Names a statement binds (outside nested scopes), and the name of a def or class."""
+    names = {n.id for n in _walk_outside_scopes(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+    for n in _walk_outside_scopes(node):
+        if isinstance(n, (ast.Import, ast.ImportFrom)):
+            names |= {(a.asname or a.name).split(".")[0] for a in n.names}
+        elif isinstance(n, ast.ExceptHandler) and n.name:
+            names.add(n.name)
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        names.add(node.name)
+    return names
+
+
+def _loaded(node: ast.AST) -> set[str]:
+    """Names a statement reads when it runs (nested function and class bodies excluded)."""
+    names = {n.id for n in _walk_outside_scopes(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+    if isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name):
+        names.add(node.target.id)
+    return names
+
+
+class _Planner:
+    """Walks the cells in order, deciding statement by statement; remembers what skipped statements created."""
+
+    def __init__(self, trainers: dict[str, str]):
+        self.trainers = trainers
+        self.unset: dict[str, Skipped] = {}  # variable -> the skipped statement that would have created it
+
+    def reason(self, node: ast.stmt) -> str | None:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Import, ast.ImportFrom)):
+            return None  # definitions always run
+        for sub in _walk_outside_scopes(node):
+            if isinstance(sub, ast.Call) and (name := _called_name(sub)):
+                if name in TRAINING_CALLS:
+                    return f"{TRAINING_CALLS[name]} (`{name}`)"
+                if name in self.trainers:
+                    return f"calls `{name}`, which {self.trainers[name]}"
+        missing = sorted(_loaded(node) & self.unset.keys())
+        if missing:
+            first = self.unset[missing[0]]
+            return (f"uses `{missing[0]}`, which is not created during grading (cell {first.cell}, line "
+                    f"{first.line} was skipped)")
+        return None
+
+    def body(self, statements: list[ast.stmt], cell: int, lines: list[str], skipped: list[Skipped]) -> list[ast.stmt]:
+        """The statements that run; the others are recorded in skipped."""
+        dropped = []
+        for node in statements:
+            if isinstance(node, _RECURSED):
+                head = node.test if isinstance(node, ast.If) else getattr(node, "items", [])
+                why = self.reason(ast.Expr(ast.Tuple(elts=head if isinstance(head, list) else [head], ctx=ast.Load())))
+                if why is None:  # the block's statements are decided one by one
+                    for item in getattr(node, "items", []):
+                        for name in _stored(item):
+                            self.unset.pop(name, None)
+                    for field_name in ("body", "orelse", "finalbody"):
+                        dropped += self.body(getattr(node, field_name, None) or [], cell, lines, skipped)
+                    for handler in getattr(node, "handlers", []):
+                        dropped += self.body(handler.body, cell, lines, skipped)
+                    continue
+            else:
+                why = self.reason(node)
+            if why is None:
+                for name in _stored(node):
+                    self.unset.pop(name, None)
+            else:
+                dropped.append(self.skip(node, why, cell, lines, skipped))
+        return dropped
+
+    def skip(self, node: ast.stmt, why: str, cell: int, lines: list[str], skipped: list[Skipped]) -> ast.stmt:
+        first = lines[node.lineno - 1][node.col_offset:].strip() if node.lineno <= len(lines) else ""
+        entry = Skipped(cell, node.lineno, first if len(first) <= 80 else first[:77] + "...", why)
+        skipped.append(entry)
+        for name in _stored(node):
+            self.unset.setdefault(name, entry)
+        return node
+
+
+def _blank(source: str, lines: list[str], dropped: list[ast.stmt]) -> str:
+    """source with each dropped statement replaced by `pass` on its first line and blank lines after, so that
+    every line keeps its number; "" if the statements do not own their lines (`a = 1; fit()`)."""
+    out = source.splitlines(keepends=True)
+    for node in dropped:
+        start, end = node.lineno - 1, (node.end_lineno or node.lineno) - 1
+        if lines[start][:node.col_offset].strip() or lines[end][node.end_col_offset or 0:].strip()[:1] not in ("", "#"):
+            return ""
+        out[start] = lines[start][:node.col_offset] + "pass\n"
+        for i in range(start + 1, end + 1):
+            out[i] = "\n"
+    return "".join(out)
+
+
+@dataclass
+class Plan:
+    """What the "definitions" mode runs: the cells, what was skipped in each, and the variables it leaves unset."""
+    cells: list[str]
+    skipped: list[list[Skipped]]
+    unset: dict[str, Skipped]  # variable -> the skipped statement that would have created it
+
+
+def skip_training(cells: list[str]) -> Plan:
+    """The "definitions" cell mode: each cell without its statements that load a dataset, train, evaluate,
+    predict, or save or load model files, nor those that use a variable only such statements create.
+
+    Everything else runs: imports (also in try/except), def and class, constants computed by calls,
+    if blocks, self-checks. A function defined in the notebook that trains makes its calls skipped too.
+    Line numbers are kept.
+    """
+    trees = [parse_cell(source) for source in cells]
+    planner = _Planner(_trainers(trees))
+    plan = Plan(cells=[], skipped=[], unset=planner.unset)
+    for number, (source, tree) in enumerate(zip(cells, trees), 1):
+        skipped: list[Skipped] = []
+        if tree is not None:  # else the student process reports the syntax error
+            lines = source.splitlines()
+            dropped = planner.body(tree.body, number, lines, skipped)
+            if dropped:
+                source = _without(source, lines, tree, dropped, number, skipped)
+        plan.cells.append(source)
+        plan.skipped.append(skipped)
+    return plan
+
+
+def _without(source: str, lines: list[str], tree: ast.Module, dropped: list[ast.stmt], number: int,
+             skipped: list[Skipped]) -> str:
+    """The cell without its dropped statements: line numbers kept where the statements own their lines,
+    else rewritten from the syntax tree; a cell too deep to rewrite does not run at all (and says so)."""
+    kept = _blank(source, lines, dropped)
+    if kept and parse_cell(kept) is not None:
+        return kept
+    try:
+        return ast.unparse(_Dropper({id(n) for n in dropped}).visit(tree))
+    except (RecursionError, MemoryError):
+        skipped.append(Skipped(number, 1, "(the whole cell)", "could not be taken apart statement by statement"))
+        return "pass"
+
+
+class _Dropper(ast.NodeTransformer):
+    """Replaces the given statements by `pass` (the fallback when line numbers cannot be kept)."""
+
+    def __init__(self, gone: set[int]):
+        self.gone = gone
+
+    def generic_visit(self, node: ast.AST) -> ast.AST:
+        if id(node) in self.gone:
+            return ast.copy_location(ast.Pass(), node)
+        return super().generic_visit(node)

@@ -7,7 +7,7 @@ import stat
 import zipfile
 from pathlib import Path
 
-from grader.errors import StudentError
+from grader.errors import ModelRefused, StudentError
 
 MAX_MODEL_BYTES = 256 << 20
 MAX_CONFIG_BYTES = 8 << 20       # config.json of a .keras file, unpacked
@@ -62,22 +62,32 @@ def _check_archive_weights(path: Path, workdir: Path, name: str) -> None:
         target.unlink(missing_ok=True)
 
 
+_MODEL_CLASSES = ("Functional", "Sequential")
+_BUILT_IN = "Build it with keras.Sequential([...]) or keras.Model(inputs, outputs) and Keras's built-in layers"
+
+
 def check_keras_file(path: Path, name: str) -> None:
     """Refuse oversized archives, Lambda layers and classes that are not Keras's own, before anything is
-    deserialized."""
+    deserialized. A refusal says the rule and what to write instead, in the grader's own words."""
     try:
         config = _read_config(path)
         classes = _layer_classes(config)
     except (zipfile.BadZipFile, KeyError, ValueError, RecursionError, MemoryError, EOFError) as exc:
         raise StudentError(f"the model from `{name}` did not arrive as a valid .keras file ({exc})") from None
-    for module, class_name in classes:
+    rule = ("The grader accepts only models made of Keras's built-in layers, because loading any other class "
+            "(or a Lambda) would run your code inside the grader.")
+    for index, (module, class_name) in enumerate(classes):
+        own = module.split(".")[0] not in ("keras", "builtins") and not (
+            not module and class_name.startswith("__") and class_name.endswith("__"))  # Keras's own markers
+        if index == 0 and (own or class_name not in _MODEL_CLASSES):
+            raise ModelRefused(f"`{name}` returns a model of its own class `{class_name}` (a subclass of keras.Model "
+                               f"or keras.Sequential). {rule} {_BUILT_IN}, without a class of your own.")
         if class_name == "Lambda":
-            raise StudentError(f"the model from `{name}` has a Lambda layer. The grader refuses Lambda layers: "
-                               "loading one would run your code in the grader. Use Keras's built-in layers")
-        if module and module.split(".")[0] not in ("keras", "builtins"):
-            raise StudentError(f"the model from `{name}` uses the custom class {module}.{class_name}. The grader "
-                               "accepts only Keras's built-in layers: loading a custom class would run your "
-                               "code in the grader")
+            raise ModelRefused(f"the model from `{name}` has a Lambda layer. {rule} Replace it with a built-in "
+                               "layer (Rescaling to scale inputs, Activation, Reshape, ...).")
+        if own:
+            raise ModelRefused(f"the model from `{name}` has a layer of its own class `{class_name}`. {rule} "
+                               f"{_BUILT_IN} only.")
 
 
 MAX_MODEL_ELEMENTS = 64 << 20   # numbers in a transferred model's weights (the course's models hold < 6 M)

@@ -14,15 +14,15 @@ import time
 import numpy as np
 
 from grader.course import training
-from grader.errors import StudentError
+from grader.errors import ModelRefused, StudentError
 
-_STATE: dict = {"submission": None, "models": {}, "arrays": {}}
+_STATE: dict = {"submission": None, "models": {}, "arrays": {}, "verdicts": {}}
 
 
 def _state(student) -> dict:
     key = str(student.files)
     if _STATE["submission"] != key:
-        _STATE.update(submission=key, models={}, arrays={})
+        _STATE.update(submission=key, models={}, arrays={}, verdicts={})
     return _STATE
 
 
@@ -31,21 +31,33 @@ def _call_text(fn: str, args: tuple) -> str:
 
 
 def student_model(student, fn: str, *args):
-    """student.model(fn, *args) once per submission; a failure is remembered and raised again."""
+    """student.model(fn, *args) once per submission; a failure is remembered and raised again. A function that
+    hung, or whose model a rule refuses (ModelRefused), is not called again with other arguments."""
     models = _state(student)["models"]
     key = (fn, args)
-    hung = [v for (name, _), v in models.items() if name == fn and isinstance(v, str) and "did not return" in v]
-    if key not in models and hung:  # it hung once already: do not spend another time limit on it
-        models[key] = hung[0]
+    final = [v for (name, _), v in models.items() if name == fn and isinstance(v, StudentError)
+             and (isinstance(v, ModelRefused) or "did not return" in str(v))]
+    if key not in models and final:
+        models[key] = final[0]
     if key not in models:
         try:
             models[key] = student.model(fn, *args)
         except StudentError as exc:
-            models[key] = str(exc)
+            models[key] = exc
     value = models[key]
-    if isinstance(value, str):
-        raise StudentError(value)
+    if isinstance(value, StudentError):
+        raise type(value)(str(value))
     return value
+
+
+def _validated(fn: str, out, shape: tuple, what: str) -> np.ndarray | str:
+    """out as float32 if it has `shape` and finite numbers, else the reason why not."""
+    out = np.asarray(out)
+    if out.shape != shape:
+        return f"{fn} returned shape {out.shape} for the {shape[0]:,} {what} (expected {shape})"
+    if out.dtype.kind not in "fiu" or not np.all(np.isfinite(out)):
+        return f"{fn} returned {out.dtype} values that are not all finite numbers"
+    return out.astype(np.float32, copy=False)
 
 
 def preprocessed(student, fn: str, x: np.ndarray, digest: str, shape: tuple) -> np.ndarray:
@@ -54,22 +66,93 @@ def preprocessed(student, fn: str, x: np.ndarray, digest: str, shape: tuple) -> 
     key = (fn, digest)
     if key not in arrays:
         try:
-            out = student.call(fn, x)
+            arrays[key] = _validated(fn, student.call(fn, x), shape, "test images")
         except StudentError as exc:
             arrays[key] = f"{fn} failed, so the grader could not feed the test set to your model: {exc}"
-        else:
-            out = np.asarray(out)
-            if out.shape != shape:
-                arrays[key] = (f"{fn} returned shape {out.shape} for the {len(x)} test images "
-                               f"(expected {shape}), so the grader could not evaluate your weights")
-            elif out.dtype.kind not in "fiu" or not np.all(np.isfinite(out)):
-                arrays[key] = f"{fn} returned {out.dtype} values that are not all finite numbers"
-            else:
-                arrays[key] = out.astype(np.float32, copy=False)
+        if isinstance(arrays[key], str) and "returned" in arrays[key]:
+            arrays[key] += ", so the grader could not evaluate your weights"
     value = arrays[key]
     if isinstance(value, str):
         raise AssertionError(value)
     return value
+
+
+# ---------------------------------------------------------------------------------------------
+# preprocessing (the hidden tests of test_keras_models_preprocess.py, and the retraining's choice of inputs)
+
+IMAGE_SHAPES = {"preprocess_mnist": (28, 28), "preprocess_cifar": (32, 32, 3)}
+OUTPUT_SHAPES = {"preprocess_mnist": (28, 28, 1), "preprocess_cifar": (32, 32, 3)}
+
+
+def images(rng, shape) -> np.ndarray:
+    """Random uint8 images in which both ends of the pixel range are present."""
+    x = rng.integers(0, 256, size=shape, dtype=np.uint8)
+    x.reshape(-1)[:2] = (0, 255)
+    return x
+
+
+def check_preprocess_shape(student, fn: str, rng, n: int) -> None:
+    """fn on n uint8 images returns a float32 NumPy array of the expected shape."""
+    x = images(rng, (n, *IMAGE_SHAPES[fn]))
+    out = student.call(fn, x)
+    expected = (n, *OUTPUT_SHAPES[fn])
+    assert isinstance(out, np.ndarray), f"{fn} must return a NumPy array, got {type(out).__name__}"
+    hint = (": Conv2D needs a channel axis (x[..., np.newaxis])" if fn == "preprocess_mnist"
+            else " (the same shape as its input)")
+    assert out.shape == expected, (
+        f"{fn} on uint8 images of shape {x.shape} returned shape {out.shape}; expected (N, "
+        f"{', '.join(map(str, OUTPUT_SHAPES[fn]))}){hint}")
+    assert out.dtype == np.float32, f"{fn} returned dtype {out.dtype}; expected float32"
+
+
+def _values_unmodified(student, fn: str, x: np.ndarray) -> np.ndarray:
+    before = x.copy()
+    out, (x_after,), _ = student.call_with_inputs(fn, x)
+    assert np.array_equal(x_after, before), f"{fn} modified its input array; work on a copy"
+    assert np.size(out) == x.size, f"{fn} returned {np.size(out)} values for {x.size} pixels"
+    out = np.asarray(out, dtype=np.float64).reshape(x.shape)
+    assert np.all(np.isfinite(out)), f"{fn} returned values that are not finite"
+    return out
+
+
+def check_preprocess_mnist_values(student, rng) -> None:
+    """preprocess_mnist leaves its input alone and maps 0..255 monotonically onto [0, 1], 0 -> 0 and 255 -> 1."""
+    x = images(rng, (6, 28, 28))
+    out = _values_unmodified(student, "preprocess_mnist", x)
+    lo, hi = out.min(), out.max()
+    assert lo >= 0.0 and hi <= 1.0, (
+        f"preprocess_mnist returned values in [{lo:.4g}, {hi:.4g}]; they must lie in [0, 1] (divide by 255)")
+    flat_x, flat = x.reshape(-1).astype(np.int64), out.reshape(-1)
+    assert abs(flat[flat_x == 0].max()) < 1e-6 and abs(flat[flat_x == 255].min() - 1.0) < 1e-6, (
+        "preprocess_mnist must map pixel 0 to 0.0 and pixel 255 to 1.0 (x / 255)")
+    order = np.argsort(flat_x, kind="stable")
+    assert np.all(np.diff(flat[order]) >= -1e-7), "brighter pixels must not get smaller values"
+
+
+def check_preprocess_cifar_values(student, rng) -> None:
+    """preprocess_cifar leaves its input alone, returns finite values, and keeps every channel's content."""
+    x = images(rng, (4, 32, 32, 3))
+    out = _values_unmodified(student, "preprocess_cifar", x)
+    for c in range(3):
+        assert np.ptp(out[..., c]) > 0, f"preprocess_cifar: channel {c} became constant, so the image content is lost"
+
+
+PREPROCESS_CHECKS = {"preprocess_mnist": check_preprocess_mnist_values, "preprocess_cifar": check_preprocess_cifar_values}
+
+
+def preprocess_passes(student, fn: str) -> bool:
+    """True if fn passes the checks of its hidden tests (on fixed-seed images); remembered per submission."""
+    verdicts = _state(student)["verdicts"]
+    if fn not in verdicts:
+        rng = np.random.default_rng(0)
+        try:
+            for n in (5, 1):
+                check_preprocess_shape(student, fn, rng, n)
+            PREPROCESS_CHECKS[fn](student, rng)
+            verdicts[fn] = True
+        except AssertionError:  # StudentError included
+            verdicts[fn] = False
+    return verdicts[fn]
 
 
 def model_output_shape(model) -> tuple:
@@ -172,7 +255,13 @@ def frozen_report(model) -> str:
 # ---------------------------------------------------------------------------------------------
 # LeNet-5
 
-LENET_TYPES = ["Conv2D", "MaxPooling2D", "Conv2D", "MaxPooling2D", "Flatten", "Dense", "Dense", "Dense"]
+LENET_POOLS = ("MaxPooling2D", "AveragePooling2D")  # the 1998 paper subsamples by averaging
+LENET_TYPES = ["Conv2D", "pooling", "Conv2D", "pooling", "Flatten", "Dense", "Dense", "Dense"]
+
+
+def lenet_kind(layer) -> str:
+    """kind(layer), with both pooling layers LeNet-5 may use called 'pooling'."""
+    return "pooling" if kind(layer) in LENET_POOLS else kind(layer)
 LENET_PARAMS = 61_706
 
 
@@ -225,13 +314,16 @@ def vgg_blocks(layers_) -> tuple[list[dict], list, list[str]]:
     # input preprocessing layers before the first convolution are fine
     while i < len(layers_) and kind(layers_[i]) in INPUT_PREPROCESSING:
         i += 1
-    for layer in layers_[i:]:
+    paddings = padding_layers(layers_)
+    for position, layer in enumerate(layers_[i:], i):
         k = kind(layer)
         if k in ("Flatten", "GlobalAveragePooling2D", "GlobalMaxPooling2D", "Dense"):
             break
         i += 1
         current["layers"].append(layer)
-        if k == "Conv2D":
+        if position in paddings:
+            pass  # ZeroPadding2D + 'valid' convolution: a 'same' convolution
+        elif k == "Conv2D":
             current["convs"].append(layer)
         elif k in ("MaxPooling2D", "AveragePooling2D"):
             current["pool"] = layer
@@ -248,6 +340,26 @@ def vgg_blocks(layers_) -> tuple[list[dict], list, list[str]]:
             problems.append("layers after the last pooling layer and before the classifier: "
                             + ", ".join(f"{l.name} ({kind(l)})" for l in current["layers"]))
     return blocks, layers_[i:], problems
+
+
+def effective_padding(layers_, index) -> str:
+    """The padding the Conv2D at layers_[index] computes: 'same' also for a 'valid' convolution right after a
+    ZeroPadding2D of (k - 1) / 2 on every side (odd kernel, stride 1, no dilation), which computes the same."""
+    conv = layers_[index]
+    if conv.padding != "valid" or index == 0 or kind(layers_[index - 1]) != "ZeroPadding2D":
+        return conv.padding
+    rows, cols = pair(conv.kernel_size)
+    pad = tuple(tuple(side) for side in layers_[index - 1].padding)
+    if (rows % 2 and cols % 2 and pair(conv.strides) == (1, 1) and pair(conv.dilation_rate) == (1, 1)
+            and pad == (((rows - 1) // 2,) * 2, ((cols - 1) // 2,) * 2)):
+        return "same"
+    return conv.padding
+
+
+def padding_layers(layers_) -> set[int]:
+    """Positions of the ZeroPadding2D layers that make the next convolution a 'same' one (see effective_padding)."""
+    return {i - 1 for i, layer in enumerate(layers_) if kind(layer) == "Conv2D" and layer.padding == "valid"
+            and effective_padding(layers_, i) == "same"}
 
 
 def conv_relu(layers_, index) -> bool:
@@ -328,21 +440,87 @@ def check_retraining_cost(model, limits: dict[str, int], prefix: str, what: str)
             "reference), so it did not train this one. Use the layer sizes the assignment asks for")
 
 
-def retrained_accuracy(student, metrics: dict, *, build: str, dataset, recipe, key: str, what: str,
-                       limits: dict[str, int], prefix: str):
-    """(model, RetrainResult): the student's architecture trained from scratch with the grader's recipe."""
+CHUNK = 10_000  # images per call when the student's preprocessing prepares the retraining set (31 MB of MNIST)
+
+
+def retraining_inputs(student, fn: str, dataset, recipe, shape: tuple) -> tuple[training.Inputs | None, str]:
+    """(inputs, how they were made): the recipe's images through the student's fn when fn passes its tests,
+    else None (the grader's own scaling to [0, 1]). The arrays cross from the student process as data only."""
+    if not preprocess_passes(student, fn):
+        return None, f"scaled to [0, 1] by the grader, because your {fn} does not pass its tests"
+    train, test = training.recipe_indices(dataset, recipe)
+    try:
+        x_test = preprocessed(student, fn, dataset.x_test, dataset.digest, (len(dataset.x_test), *shape))[test]
+        parts = []
+        for chunk in np.array_split(train, max(1, -(-len(train) // CHUNK))):
+            out = _validated(fn, student.call(fn, dataset.x_train[chunk]), (len(chunk), *shape), "training images")
+            if isinstance(out, str):
+                raise AssertionError(out)
+            parts.append(out)
+    except AssertionError as exc:  # StudentError included
+        return None, f"scaled to [0, 1] by the grader, because your {fn} failed on the training images ({exc})"
+    return training.Inputs(np.concatenate(parts), x_test), f"preprocessed by your {fn}"
+
+
+SLOW_ACTIVATIONS = ("sigmoid", "hard_sigmoid", "softmax", "softsign", "exponential", "linear")
+
+
+def unusual_findings(model, own_inputs: bool) -> list[str]:
+    """What is unusual in a model that did not learn under the grader's recipe, in words for the student."""
+    layers_ = flat_layers(model)
+    found = [frozen_report(model).strip()] if frozen_report(model) else []
+    output = final_activation(layers_)
+    if output != "softmax":
+        found.append(f"The output activation is {output or 'linear'}, not softmax: the grader trains with "
+                     "cross-entropy on probabilities.")
+    learned = [l for l in layers_ if kind(l) in ("Conv2D", "Dense")][:-1]
+    hidden = {activation_name(l) or "linear" for l in learned}
+    hidden |= {activation_name(l) or "linear" for l in layers_ if kind(l) in ACTIVATION_LAYERS}
+    if learned and hidden <= set(SLOW_ACTIVATIONS):
+        names = ", ".join(sorted(hidden))
+        found.append(f"The hidden layers use {names} only, which learns slowly (or, linear, not at all) in the "
+                     "grader's short training.")
+    heavy = sorted({round(float(l.rate), 2) for l in layers_ if kind(l) in DROPOUT_LAYERS
+                    and float(getattr(l, "rate", 0) or 0) >= 0.5})
+    if heavy:
+        found.append(f"Dropout of rate {', '.join(map(str, heavy))} slows the grader's short training.")
+    scales = [float(l.scale) for l in layers_ if kind(l) == "Rescaling" and np.ndim(l.scale) == 0]
+    if not own_inputs and any(abs(v) < 0.1 for v in scales):
+        found.append(f"Your model rescales its input (Rescaling({scales[0]:.4g})), but the grader trained it on "
+                     "inputs already in [0, 1].")
+    return found
+
+
+def retrain_failure_message(model, accuracy: float, threshold: float, how: str, what: str, own_inputs: bool) -> str:
+    """Why a retrained architecture failed: what is unusual in it, or plainly that it did not learn enough."""
+    head = (f"trained from scratch by the grader ({how}), your {what} architecture reaches {accuracy:.4f}; at "
+            f"least {threshold:.2f} is required, whatever weights you submitted (chance is 0.10).")
+    found = unusual_findings(model, own_inputs)
+    if found:
+        return f"{head} What is unusual in your model: {' '.join(found)}"
+    return (f"{head} Nothing in your model looks unusual to the grader: the architecture did not learn enough "
+            "under the grader's short training recipe.")
+
+
+def retrained_accuracy(student, metrics: dict, *, build: str, preprocess: str, shape: tuple, dataset, recipe,
+                       key: str, what: str, limits: dict[str, int], prefix: str):
+    """(model, RetrainResult, how the inputs were made, whether they are the student's): the student's
+    architecture trained from scratch with the grader's recipe, on the student's preprocessing when it passes
+    its tests."""
     model = student_model(student, build)
     check_retraining_cost(model, limits, prefix, what)
+    inputs, how = retraining_inputs(student, preprocess, dataset, recipe, shape)
     began = time.monotonic()
     try:
-        result = training.retrain(model, dataset, recipe)
+        result = training.retrain(model, dataset, recipe, inputs=inputs)
     except Exception as exc:
         raise AssertionError(f"the grader could not train your {what} architecture from scratch "
                              f"({type(exc).__name__}: {str(exc)[:300]})") from None
     metrics["train_eval_seconds"] = round(time.monotonic() - began, 3)
     metrics[key] = round(result.accuracy, 4)
     metrics[key.replace("_accuracy", "_cached")] = result.cached
-    return model, result
+    metrics[key.replace("_accuracy", "_inputs")] = "student" if inputs is not None else "grader"
+    return model, result, how, inputs is not None
 
 
 def check_output_shape(student, build: str, args: tuple, expected: tuple) -> None:

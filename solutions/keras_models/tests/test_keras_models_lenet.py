@@ -4,13 +4,17 @@ from keras_models_support import (
     ACTIVATION_LAYERS,
     DROPOUT_LAYERS,
     LENET_PARAMS,
+    LENET_POOLS,
     LENET_SLIPS,
     LENET_TYPES,
     arrow,
+    effective_padding,
     final_activation,
     flat_layers,
     kind,
     lenet_expected_per_layer,
+    lenet_kind,
+    padding_layers,
     pair,
     student_model,
 )
@@ -22,21 +26,26 @@ from keras_models_support import (
 def test_lenet_layers(student):
     model = student_model(student, "build_lenet5")
     layers_ = flat_layers(model)
-    extra = [f"{l.name} ({kind(l)})" for l in layers_
-             if kind(l) not in set(LENET_TYPES) | set(ACTIVATION_LAYERS) | set(DROPOUT_LAYERS)]
-    core = [l for l in layers_ if kind(l) in set(LENET_TYPES)]
+    paddings = padding_layers(layers_)
+    extra = [f"{l.name} ({kind(l)})" for i, l in enumerate(layers_) if i not in paddings
+             and kind(l) not in {*LENET_TYPES, *LENET_POOLS, *ACTIVATION_LAYERS, *DROPOUT_LAYERS}]
     assert not extra, f"LeNet-5 has no layers of these kinds: {', '.join(extra)}"
-    assert [kind(l) for l in core] == LENET_TYPES, (
-        f"LeNet-5's layers are {arrow(LENET_TYPES)}; yours are {arrow([kind(l) for l in core])}")
-    conv1, pool1, conv2, pool2, _, d1, d2, d3 = core
+    core = [i for i, l in enumerate(layers_) if lenet_kind(l) in LENET_TYPES]
+    kinds = [lenet_kind(layers_[i]) for i in core]
+    assert kinds == LENET_TYPES, (
+        f"LeNet-5's layers are {arrow(LENET_TYPES)} (pooling: MaxPooling2D or AveragePooling2D); yours are "
+        f"{arrow([kind(layers_[i]) for i in core])}")
+    conv1, pool1, conv2, pool2, _, d1, d2, d3 = (layers_[i] for i in core)
     problems = []
-    for conv, filters, padding in ((conv1, 6, "same"), (conv2, 16, "valid")):
+    for index, filters, padding in ((core[0], 6, "same"), (core[2], 16, "valid")):
+        conv = layers_[index]
         which = "first" if conv is conv1 else "second"
         if conv.filters != filters or pair(conv.kernel_size) != (5, 5):
             problems.append(f"the {which} convolution has {conv.filters} filters of {pair(conv.kernel_size)}; "
                             f"expected {filters} filters of (5, 5)")
-        if conv.padding != padding:
-            problems.append(f"the {which} convolution uses padding='{conv.padding}'; expected '{padding}'")
+        if effective_padding(layers_, index) != padding:
+            problems.append(f"the {which} convolution uses padding='{conv.padding}'; expected '{padding}'"
+                            + (" (or ZeroPadding2D(2) followed by padding='valid')" if padding == "same" else ""))
         if pair(conv.strides) != (1, 1) or pair(conv.dilation_rate) != (1, 1):
             problems.append(f"the {which} convolution must have strides 1 and no dilation")
     for pool in (pool1, pool2):

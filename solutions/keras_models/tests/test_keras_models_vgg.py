@@ -3,6 +3,7 @@ import pytest
 from keras_models_support import (
     arrow,
     conv_relu,
+    effective_padding,
     final_activation,
     flat_layers,
     input_shape,
@@ -35,7 +36,7 @@ def test_vgg_conv_layers(student):
             wrong.append(f"kernel {pair(conv.kernel_size)}")
         if pair(conv.strides) != (1, 1):
             wrong.append(f"strides {pair(conv.strides)}")
-        if conv.padding != "same":
+        if effective_padding(layers_, i) != "same":
             wrong.append(f"padding='{conv.padding}'")
         if pair(conv.dilation_rate) != (1, 1):
             wrong.append(f"dilation {pair(conv.dilation_rate)}")
@@ -44,7 +45,8 @@ def test_vgg_conv_layers(student):
         if wrong:
             problems.append(f"{conv.name}: {', '.join(wrong)}")
     assert not problems, (
-        f"every VGG convolution is 3×3, stride 1, padding='same', followed by ReLU (activation='relu', or an "
+        f"every VGG convolution is 3×3, stride 1, padding='same' (or ZeroPadding2D(1) then padding='valid'), "
+        f"followed by ReLU (activation='relu', or an "
         f"Activation('relu')/ReLU layer, possibly after BatchNormalization). {len(problems)} of your "
         f"{len(convs)} are not: " + "; ".join(problems[:4]) + (" ..." if len(problems) > 4 else ""))
 
@@ -67,8 +69,7 @@ def test_vgg_blocks(student):
         assert kind(pool) == "MaxPooling2D" and pair(pool.pool_size) == (2, 2) and strides == (2, 2), (
             f"block {n} ends with {pool.name} ({kind(pool)}, pool {pair(pool.pool_size)}, strides {strides}); "
             "expected MaxPooling2D 2×2 with stride 2")
-        first = block["convs"][0]
-        size_in, size_out = spatial(input_shape(first)), spatial(output_shape(pool))
+        size_in, size_out = spatial(input_shape(block["layers"][0])), spatial(output_shape(pool))
         assert tuple(s // 2 for s in size_in) == size_out, (
             f"block {n} maps {size_in} to {size_out}; each block must halve the height and width "
             "(3×3 'same' convolutions keep the size, the 2×2 pool halves it)")
