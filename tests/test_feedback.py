@@ -244,7 +244,7 @@ def test_tracebacks_carry_the_students_cell_and_line_in_definitions_mode(tmp_pat
     config = tmp_path / "toy" / "assignment.toml"
     config.write_text(config.read_text().replace('cells = "all"', 'cells = "definitions"'))
     student = toy_notebook({"    return 2 * np.asarray(x)\n": "    # scaled\n\n    return SCALE * np.asarray(x)\n",
-                            'def double(x):\n': 'SCALE = float(2)   # a call: dropped in definitions mode\n\n'
+                            'def double(x):\n': 'SCALE = load_data()  # loads data: skipped in definitions mode\n\n'
                                                'def double(x):\n'})
     student.cells.insert(1, nbformat.v4.new_markdown_cell("Some text"))
     write_student(tmp_path / "subs", "ann", student)
