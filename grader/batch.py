@@ -8,7 +8,7 @@ in the grader's main process) charges whatever happens to a worker to the one su
   `grader.batch`); then that submission alone gets a grader-error result;
 - a worker still busy past the submission's time budget ([limits] submission_budget) plus a grace
   period is stopped (SIGTERM, then SIGKILL) and the student gets a clear "time budget exceeded" result;
-- SIGINT or SIGTERM stops every worker (each kills its student processes and removes its temporary
+- SIGINT, SIGTERM or SIGHUP stops every worker (each kills its student processes and removes its temporary
   copy) and grade_batch raises BatchInterrupted; every finished results.json stays.
 
 The grader's processes share the session and process group they were started in; every student
@@ -41,10 +41,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rich.markup import escape
+
 from grader.config import PROJECT_ROOT, Assignment, load_assignment, tree_digest
 from grader.errors import GraderError
 from grader.grade import clean_stale_workdirs, grade_submission, stop_worker
-from grader.ingest.submissions import Submission, discover
+from grader.ingest.submissions import Submission, discover, printable
 from grader.progress import batch_progress
 from grader.results import (
     GRADED,
@@ -66,6 +68,7 @@ PR_SET_PDEATHSIG, PR_SET_DUMPABLE = 1, 4
 MAX_ATTEMPTS = 2       # a worker that dies: the submission is graded at most this many times in all
 TERM_GRACE = 3.0       # seconds a worker has to clean up after SIGTERM before SIGKILL
 POLL = 0.1             # seconds between the supervisor's looks at deadlines and signals
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}  # what stops a batch (every finished result kept)
 MAX_PROBLEMS_SHOWN = 10
 
 log = logging.getLogger("grader.batch")
@@ -131,9 +134,10 @@ def _init_worker() -> None:
         libc = ctypes.CDLL(None)
         libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)  # no other process may read this process's memory
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor handles ^C for the whole batch
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor handles ^C and hang-ups for the whole batch
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, stop_worker)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})  # blocked by the supervisor
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # blocked by the supervisor
 
 
 def worker_context() -> multiprocessing.context.BaseContext:
@@ -256,7 +260,8 @@ def grade_batch(assignment: Assignment, submissions_dir: Path, options: BatchOpt
 
         def finished(summary: dict) -> None:
             done.append(summary)
-            progress.update(bar, advance=1, description=summary["name"], problem=summary["status"] != GRADED,
+            progress.update(bar, advance=1, description=escape(printable(summary["name"])),
+                            problem=summary["status"] != GRADED,
                             refresh=True)
 
         try:
@@ -286,7 +291,8 @@ class _Stopped(Exception):
 
 @contextlib.contextmanager
 def _signals_stop(supervisor: Supervisor) -> Iterator[None]:
-    """SIGINT and SIGTERM ask the supervisor to stop (a second one: to stop without waiting); restored after."""
+    """SIGINT, SIGTERM and SIGHUP (a closed terminal or ssh session) ask the supervisor to stop (a second one: to
+    stop without waiting); restored after."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -294,7 +300,7 @@ def _signals_stop(supervisor: Supervisor) -> Iterator[None]:
     def handler(signum: int, frame) -> None:
         supervisor.stop_signal = supervisor.stop_signal or signum
 
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
     try:
         yield
     finally:
@@ -356,7 +362,7 @@ class Supervisor:
         process = context.Process(target=_worker_main, name=f"grader-worker {sub.student}", daemon=False,
                                   args=(str(self.assignment.folder), sub, out, self.seed, self.options.data_dir,
                                         self.options.sandbox, print_))
-        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
         try:  # the worker starts with ^C blocked until it ignores it (the supervisor stops workers itself)
             process.start()
         finally:
@@ -485,8 +491,8 @@ def problem_lines(summaries: list[dict], limit: int = MAX_PROBLEMS_SHOWN) -> lis
         return []
     lines = [f"{len(problems)} with problems:"]
     for s in problems[:limit]:
-        reason = s["reason"] if len(s["reason"]) <= 160 else s["reason"][:157] + "..."
-        lines.append(f"  {s['name']} ({s['status']}): {reason}")
+        reason = printable(s["reason"] if len(s["reason"]) <= 160 else s["reason"][:157] + "...")
+        lines.append(f"  {printable(s['name'])} ({s['status']}): {reason}")
     if len(problems) > limit:
         lines.append(f"  ... and {len(problems) - limit} more: see summary.html")
     return lines

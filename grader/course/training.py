@@ -734,7 +734,9 @@ def evaluate_weights(model, weights_path, x: np.ndarray, y: np.ndarray, batch_si
     if secret is not None and (entry := _read_cache(path, key, secret)) is not None:
         return entry["accuracy"]
     began = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="grader-weights-") as tmp:
+    # the private copy sits beside the file, in the submission's locked folder: removed with it even if the
+    # worker is killed
+    with tempfile.TemporaryDirectory(prefix="grader-weights-", dir=weights_path.parent) as tmp:
         private = Path(tmp) / weights_path.name
         private.write_bytes(weights)
         check_hdf5_weights(private, 4 * model.count_params() + 65_536)  # weights and an optimizer's state

@@ -43,6 +43,14 @@ class Notebook:
     outline: Outline = field(default_factory=Outline)
 
 
+MAX_ESCAPED_LINES = 50  # IPython's transformer re-reads the whole cell for each: its cost grows as their square
+
+
+def _escaped_lines(source: str) -> int:
+    """Lines that start a magic, a shell command or a help request (what IPython's transformer rewrites)."""
+    return sum(1 for line in source.splitlines() if line.lstrip()[:1] in ("%", "!", "?") or line.rstrip()[-1:] == "?")
+
+
 @functools.cache
 def _ipython_transformer():
     """IPython's input transformer, imported only for a cell that is not plain Python."""
@@ -105,6 +113,10 @@ def to_python(source: str, number: int, notes: list[str]) -> str:
     if re.fullmatch(r"%%(" + "|".join(BODY_CELL_MAGICS) + r")\b.*", magic.strip()):
         source = "# " + magic + "\n" + body  # the body keeps its lines
     python, tree = source, parse_cell(source)
+    if tree is None and _escaped_lines(source) > MAX_ESCAPED_LINES:
+        notes.append(f"cell {number}: more than {MAX_ESCAPED_LINES} lines of magics or shell commands; the grader "
+                     "does not translate this cell's IPython syntax, so it runs as plain Python")
+        return source
     try:
         if tree is None:
             python = _ipython_transformer().transform_cell(source)
@@ -116,7 +128,7 @@ def to_python(source: str, number: int, notes: list[str]) -> str:
             return python
         ast.fix_missing_locations(tree)
         return keeping_lines(tree.body, python)
-    except UNPARSEABLE:
+    except UNPARSEABLE + (RuntimeError,):  # RuntimeError: IPython's transformer gave up on the cell
         return source  # the student process reports the error for this cell
 
 

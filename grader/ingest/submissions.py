@@ -305,10 +305,15 @@ _SAFE_FOLDER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]*")
 NO_NOTEBOOK = "no notebook (.ipynb) was found in the submission"
 
 
+def printable(text: str) -> str:
+    """text with every control character (a terminal's escape sequences, new lines) replaced by U+FFFD."""
+    return "".join(c if c.isprintable() else "\ufffd" for c in text)
+
+
 def original_name(name: str) -> str:
     """A name as found on disk, made printable: NFC (a Mac's NFD names equal typed ones), undecodable bytes replaced."""
     text = name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-    return unicodedata.normalize("NFC", "".join(c if c.isprintable() else "\ufffd" for c in text))
+    return unicodedata.normalize("NFC", printable(text))
 
 
 def name_hash(name: str) -> str:

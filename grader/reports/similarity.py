@@ -103,10 +103,15 @@ def extract(cells: list[str], names: tuple[str, ...], starter_code: dict[str, se
     for name, node in _functions(cells).items():
         if name not in names:
             continue
-        own = [s for s in _statements(node) if ast.dump(s) not in starter_code.get(name, set())]
-        tokens = tokens_of(own)
+        try:
+            own = [s for s in _statements(node) if ast.dump(s) not in starter_code.get(name, set())]
+            tokens = tokens_of(own)
+            source = ast.unparse(node)
+        except RecursionError:  # nested deeper than Python's recursion limit: not compared, said in the log
+            log.warning("`%s` is nested too deeply to compare; it is left out of the similarity report", name)
+            continue
         if len(tokens) >= MIN_TOKENS:
-            result[name] = FunctionCode(ast.unparse(node), tokens)
+            result[name] = FunctionCode(source, tokens)
     return result
 
 

@@ -21,6 +21,7 @@ Standard library only (plus libseccomp through grader.sandbox.syscalls); runs wh
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import os
@@ -30,6 +31,7 @@ import shutil
 import signal
 import sys
 from dataclasses import dataclass, field
+from typing import NoReturn
 
 CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
 CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x10000000, 0x20000000, 0x40000000
@@ -288,13 +290,27 @@ def _become_pid_one() -> None:
     """Fork into the new PID namespace; this process waits and passes on the child's exit."""
     child = os.fork()
     if child:
+        _wait_and_pass_on(child)
+    die_with_parent()
+
+
+def _wait_and_pass_on(child: int) -> NoReturn:
+    """The parent left outside the PID namespace: wait for the child, then end the same way (never return:
+    whatever happens here, this process must not go on to confine itself)."""
+    code = 1
+    try:
         os.closerange(3, 1 << 16)
         _, status = os.waitpid(child, 0)
         if os.WIFSIGNALED(status):
-            signal.signal(os.WTERMSIG(status), signal.SIG_DFL)
-            os.kill(os.getpid(), os.WTERMSIG(status))
-        os._exit(os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 1)
-    die_with_parent()
+            sig = os.WTERMSIG(status)
+            code = 128 + sig
+            with contextlib.suppress(OSError, ValueError):  # SIGKILL and SIGSTOP keep their default action
+                signal.signal(sig, signal.SIG_DFL)
+            os.kill(os.getpid(), sig)
+        elif os.WIFEXITED(status):
+            code = os.WEXITSTATUS(status)
+    finally:
+        os._exit(code)
 
 
 # ------------------------------------------------------------------ identity and capabilities
@@ -305,6 +321,7 @@ def _drop_identity(uid: int, gid: int) -> None:
     os.setgroups([])
     os.setresgid(gid, gid, gid)
     os.setresuid(uid, uid, uid)
+    die_with_parent()  # the kernel clears the parent-death signal when the identity changes
 
 
 def _drop_capabilities() -> None:

@@ -97,33 +97,42 @@ class WeightsRefused(ValueError):
     """An HDF5 weights file the grader will not hand to Keras; the message is for the student."""
 
 
+MAX_HDF5_OBJECTS = 10_000  # groups and datasets in one weights file (a Keras model has a few per layer)
+
+
 def check_hdf5_weights(path: Path, max_elements: int) -> None:
     """Refuse an HDF5 file that declares more numbers than max_elements, or holds links, external or virtual
-    storage: Keras would allocate every declared element before it compares shapes (an 'HDF5 bomb')."""
+    storage: Keras would allocate every declared element before it compares shapes (an 'HDF5 bomb').
+
+    Each object is visited once, however many links lead to it (a file of groups that each link twice to the
+    next has 2**40 paths and no cycle), and at most MAX_HDF5_OBJECTS of them."""
     import h5py
     total = 0
-
-    def walk(group: h5py.Group) -> None:
-        nonlocal total
-        for name in group:
-            link = group.get(name, getlink=True)
-            if not isinstance(link, h5py.HardLink):
-                raise WeightsRefused(f"it holds a {type(link).__name__} ({name}); weights files hold data only")
-            item = group[name]
-            if isinstance(item, h5py.Group):
-                walk(item)
-            elif isinstance(item, h5py.Dataset):
-                if item.is_virtual or item.external:
-                    raise WeightsRefused(f"its dataset {item.name} keeps its data outside the file")
-                total += int(item.size)
-                if total > max_elements:
-                    raise WeightsRefused(f"it declares more than {max_elements:,} numbers, far more than the "
-                                         "model holds")
-
     try:
         with h5py.File(path, "r") as weights:
-            walk(weights)
-    except (OSError, RecursionError) as exc:
+            seen, todo = {weights.id}, [weights]
+            while todo:
+                group = todo.pop()
+                for name in group:
+                    link = group.get(name, getlink=True)
+                    if not isinstance(link, h5py.HardLink):
+                        raise WeightsRefused(f"it holds a {type(link).__name__} ({name}); weights files hold data only")
+                    item = group[name]
+                    if item.id in seen:
+                        continue
+                    seen.add(item.id)
+                    if len(seen) > MAX_HDF5_OBJECTS:
+                        raise WeightsRefused(f"it holds more than {MAX_HDF5_OBJECTS:,} groups and datasets")
+                    if isinstance(item, h5py.Group):
+                        todo.append(item)
+                    elif isinstance(item, h5py.Dataset):
+                        if item.is_virtual or item.external:
+                            raise WeightsRefused(f"its dataset {item.name} keeps its data outside the file")
+                        total += int(item.size)
+                        if total > max_elements:
+                            raise WeightsRefused(f"it declares more than {max_elements:,} numbers, far more than "
+                                                 "the model holds")
+    except OSError as exc:
         raise WeightsRefused(f"it is not a readable HDF5 file ({exc})") from None
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from grader.config import PROJECT_ROOT, Limits
 from grader.errors import GraderError, SandboxError, StudentError
-from grader.results import CellLog
+from grader.results import MAX_CELL_TEXT, CellLog, clip
 from grader.sandbox import cgroups, wire
 from grader.sandbox.cgroups import StudentGroup
 from grader.sandbox.confine import UID0_KEPT
@@ -63,6 +63,20 @@ class ProcessDied(Exception):
     """The student process exited or was killed; the message says how."""
 
 
+REPLY_STATUSES = frozenset(v for k, v in vars(Status).items() if not k.startswith("_"))
+REPLY_TEXTS = ("status", "error", "type", "message")
+
+
+def well_formed(reply: dict) -> bool:
+    """True if the reply's fields that the grader reads as text are text, its status one the student process
+    sends, and its list of forbidden modules a list of text (anything else comes from a student who forged it)."""
+    if any(key in reply and type(reply[key]) is not str for key in REPLY_TEXTS):
+        return False
+    forbidden = reply.get("forbidden", [])
+    return reply.get("status", Status.OK) in REPLY_STATUSES and type(forbidden) is list and all(
+        type(name) is str for name in forbidden)
+
+
 def describe_exit(returncode: int | None) -> str:
     """A student-readable account of how a process ended."""
     if returncode is None:
@@ -74,7 +88,11 @@ def describe_exit(returncode: int | None) -> str:
                signal.SIGXCPU: "killed: it used up its CPU time limit",
                signal.SIGSEGV: "it crashed with a segmentation fault",
                signal.SIGABRT: "it aborted"}
-    return reasons.get(sig, f"it was killed by signal {signal.Signals(sig).name}")
+    try:
+        name = signal.Signals(sig).name
+    except ValueError:  # a real-time signal has no name
+        name = str(sig)
+    return reasons.get(sig, f"it was killed by signal {name}")
 
 
 def student_environment(sandbox: Path) -> dict[str, str]:
@@ -181,8 +199,12 @@ class StudentProcess:
             except Exception as exc:
                 self.kill()  # after an unreadable frame the stream cannot be trusted
                 raise ProcessDied(f"it sent an unreadable reply ({exc})") from None
-            if isinstance(reply, dict) and reply.get("id") == request_id:
-                return reply
+            if not isinstance(reply, dict) or type(reply.get("id")) is not int or reply["id"] != request_id:
+                continue  # stale, forged, or an id that is not even a number: not the reply awaited
+            if not well_formed(reply):
+                self.kill()
+                raise ProcessDied("it sent a malformed reply (a status, error or type that is not text)")
+            return reply
 
     def _read(self, n: int, deadline: Deadline) -> bytes:
         chunks, remaining = [], n
@@ -387,8 +409,9 @@ class StudentSession:
                 return False
             end = self._output_end(reply.get("output_end"), mark)
             if index not in self.cell_logs:
-                self.cell_logs[index] = CellLog(index + 1, reply.get("status", "ok"), str(reply.get("error", "")),
-                                                self.read_output(mark, end))
+                status = Status.OK if reply.get("status", Status.OK) == Status.OK else Status.RAISED
+                self.cell_logs[index] = CellLog(index + 1, status, clip(reply.get("error", ""), MAX_CELL_TEXT,
+                                                                        keep_end=True), self.read_output(mark, end))
             mark = end
         return True
 
