@@ -79,3 +79,20 @@ def test_every_valid_variant_passes(graded):
         if failed or unmatched:
             problems.append(f"{variant.name}: failed {failed}; exempt patterns matching no test {unmatched}")
     assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_the_starter_states_where_it_is_graded(name):
+    """The starter's first cell states the grading environment as it is: Python and NumPy versions, and the
+    config's CPU-time limits per cell and per call."""
+    import sys
+
+    import nbformat
+    import numpy
+
+    assignment = load_assignment(name)
+    intro = nbformat.read(assignment.starter, as_version=4).cells[0].source
+    assert "**Where your notebook is graded.**" in intro
+    assert f"Python {sys.version_info.major}.{sys.version_info.minor} with NumPy {numpy.__version__.split('.')[0]}" in intro
+    assert f"A cell may use {assignment.limits.cell_timeout:g} s of CPU time" in intro
+    assert f"{assignment.limits.call_timeout:g} s (CPU time" in intro
