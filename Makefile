@@ -39,7 +39,8 @@ help:
 	@echo "                             write the GitHub Classroom template repository to build/classroom/x"
 	@echo "make grade ... SHARD=i/N     grade a deterministic 1/N of the submissions"
 	@echo "make calibrate ASSIGNMENT=x  grade the solution and propose thresholds with a margin"
-	@echo "make solution-weights [ASSIGNMENT=keras_models]  retrain the committed solution weights (~13 min)"
+	@echo "make solution-weights [ASSIGNMENT=keras_models]  retrain the committed solution weights"
+	@echo "                             (keras_models ~13 min, cnn_architectures ~5 min)"
 	@echo "make bench [COUNT=26 RUNS=5] one-notebook latency (whole process) and a batch at JOBS=1 and 2; bench.json"
 
 install: $(VENV)/.installed
@@ -75,7 +76,7 @@ calibrate: install
 	$(PY) -m grader calibrate $(ASSIGNMENT) $(ARGS)
 
 solution-weights: install
-	$(PY) -m grader solution-weights $(if $(filter cnn_layers,$(ASSIGNMENT)),keras_models,$(ASSIGNMENT))
+	$(PY) -m grader solution-weights $(if $(filter cnn_layers,$(ASSIGNMENT)),keras_models,$(ASSIGNMENT)) $(if $(GRADER_DATA_DIR),--data-dir $(GRADER_DATA_DIR))
 
 bench: install
 	$(PY) -m grader bench --count $(COUNT) --runs $(RUNS) $(ARGS)

@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from grader.authoring import notebooks
-from grader.config import PROJECT_ROOT, load_assignment
+from grader.config import PROJECT_ROOT, SOLUTIONS_DIR, load_assignment
 from grader.platforms import PYTHON_VERSION, classroom, gradescope
 from grader.results import Results
 from tests.conftest import TOY, toy_notebook
@@ -59,6 +59,23 @@ def test_autograder_zip_holds_what_gradescope_runs(toy, tmp_path):
         subprocess.run(["bash", "-n"], input=script, text=True, check=True)
     assert "-m venv" in setup and "requirements.lock" in setup
     assert "/autograder/submission" in run.replace("$ROOT", "/autograder") and "results/results.json" in run
+
+
+@pytest.mark.parametrize("name", sorted(p.parent.name for p in SOLUTIONS_DIR.glob("*/assignment.toml")))
+def test_every_assignment_builds_its_zip_and_template(name, tmp_path):
+    assignment = load_assignment(name)
+    with zipfile.ZipFile(gradescope.build(assignment, tmp_path / "autograder.zip")) as bundle:
+        names = set(bundle.namelist())
+    folder = f"solutions/{name}/"
+    assert {folder + "assignment.toml", folder + assignment.notebook} <= names
+    assert any(n.startswith(folder + "tests/test_") for n in names)
+    assert {folder + f for f in assignment.submission_files} <= names  # what the solution sample submits
+    out = tmp_path / "template"
+    classroom.template(assignment, out, grader_repo="course-org/cnn-autograder", grader_ref="main")
+    assert (out / assignment.notebook).read_text() == assignment.starter.read_text()
+    readme = (out / "README.md").read_text()
+    assert all(f"`{fn}`" in readme for fn in assignment.functions)
+    assert all(f"`{f}`" in readme for f in assignment.submission_files)
 
 
 def layered_venv(venv: Path) -> None:

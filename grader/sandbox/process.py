@@ -435,11 +435,13 @@ class StudentSession:
         self.cell_logs[index] = CellLog(index + 1, status, error, self.read_output(offset))
 
     def call(self, name: str, args: tuple, kwargs: dict, timeout: float, *,
-             return_inputs: bool = False, model: bool = False) -> dict:
+             return_inputs: bool = False, model: bool = False, block_input: list[int] | None = None) -> dict:
         """Run name(*args, **kwargs) in the student process; return its reply or raise StudentError.
 
         With model=True the function's keras.Model is saved where the grader chooses; the reply's
-        "model_file" is that path on the grader's side.
+        "model_file" is that path on the grader's side. With block_input (a shape) as well, the function
+        is a functional-API block: it is called as name(keras.Input(block_input), *args, **kwargs) and the
+        model from that input to the tensor it returns is saved.
         """
         if self.unavailable:
             raise StudentError(self.unavailable)
@@ -451,6 +453,8 @@ class StudentSession:
         began = time.monotonic()
         request = {"op": "call", "name": name, "args": list(args), "kwargs": kwargs,
                    "return_inputs": return_inputs, "model": model}
+        if block_input is not None:
+            request["block_input"] = block_input
         if model:
             self._models += 1
             request["model_path"] = str(self.sandbox / f".model-{self._models}.keras")

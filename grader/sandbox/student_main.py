@@ -51,6 +51,15 @@ def environment_hint(exc: BaseException) -> str:
     return ""
 
 
+def _block_model(block, input_shape):
+    """A function building the keras.Model from keras.Input(input_shape) to what block returns on it."""
+    def build(*args, **kwargs):
+        import keras
+        inputs = keras.Input(shape=tuple(input_shape))
+        return keras.Model(inputs, block(inputs, *args, **kwargs))
+    return build
+
+
 def _student_traceback(exc: BaseException, limit: int = 3000) -> str:
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.startswith("<cell")]
     lines = [f"  {f.filename[1:-1]}, line {f.lineno}, in {f.name}\n    {f.line or ''}".rstrip() for f in frames]
@@ -146,6 +155,8 @@ class Server:
         if not callable(function):
             return {"status": "not_callable", "type": type(function).__name__}
         args, kwargs = request["args"], request["kwargs"]
+        if request.get("model") and request.get("block_input") is not None:
+            function = _block_model(function, request["block_input"])
         watch = _ForbiddenWatch(self.forbidden) if self.forbidden else None
         before = set(sys.modules)
         if watch:

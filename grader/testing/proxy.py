@@ -73,6 +73,13 @@ class StudentProxy:
         reply = self._request(name, args, kwargs, model=True)
         return receive_model(Path(reply["model_file"]), self._workdir, name)
 
+    def block(self, name: str, input_shape, *args, **kwargs):
+        """A functional-API block name(x, *args, **kwargs), applied in the student process to
+        keras.Input(input_shape), as the Keras model from that input to the block's output."""
+        from grader.sandbox.model_transfer import receive_model
+        reply = self._request(name, args, kwargs, model=True, block_input=[int(s) for s in input_shape])
+        return receive_model(Path(reply["model_file"]), self._workdir, name)
+
 
 def forbidden_message(name: str, modules) -> str:
     """The message for a function that uses a module the assignment forbids."""
