@@ -1,13 +1,14 @@
 """Benchmark: how long a student waits for one notebook, how fast a batch goes, and where the time goes.
 
-    python -m grader bench [--runs 5] [--count 26]
+    python -m grader bench [--runs 5] [--count 26] [--assignments cnn_layers keras_models cnn_architectures]
 
 It measures, on this machine, with the sandbox on (--sandbox strict):
 
 - latency: one notebook (the solution) graded by a whole `python -m grader grade` process on a one-notebook
-  folder, as GitHub Classroom runs it, and by `python -m grader gradescope run`, as Gradescope's
-  run_autograder runs it (minus the venv activation); median and p95 of --runs runs. keras_models is
-  measured cold (an empty retraining cache for every run) and warm (the cache the cold runs filled);
+  folder, as GitHub Classroom runs it; median and p95 of --runs runs. cnn_layers also through `python -m
+  grader gradescope run`, as Gradescope's run_autograder runs it (minus the venv activation); keras_models
+  and cnn_architectures cold (an empty retraining cache for every run) and warm (the cache the cold runs
+  filled);
 - batch: a mix of --count cnn_layers submissions (a third correct, a third with seeded bugs, a third
   hostile: huge output, monkeypatched NumPy, an infinite loop, os._exit, a corrupt notebook) graded by one
   command at --jobs 1 and --jobs 2: wall seconds per notebook;
@@ -40,6 +41,7 @@ from grader.authoring import notebooks
 from grader.config import PROJECT_ROOT, Assignment, Limits, load_assignment
 from grader.results import Results
 
+LATENCY_ASSIGNMENTS = ("cnn_layers", "keras_models", "cnn_architectures")
 PHASES = ("ingest", "start", "cells", "calls", "tests", "train_eval", "results")
 
 
@@ -211,18 +213,23 @@ def _phase_table(figures: dict) -> Table:
     return table
 
 
-def run_bench(runs: int, count: int, out: Path, console: Console | None = None) -> dict:
+def run_bench(runs: int, count: int, out: Path, assignments: tuple[str, ...] = LATENCY_ASSIGNMENTS,
+              console: Console | None = None) -> dict:
     """Measure everything this module's docstring lists; print the tables and write the figures to out."""
     console = console or Console()
     root = Path(tempfile.mkdtemp(prefix="bench-"))
     root.chmod(0o711)  # the student identity traverses to its sandbox
-    cnn, keras = load_assignment("cnn_layers"), load_assignment("keras_models")
-    steps: list[tuple[str, Callable[[], dict]]] = [
-        ("latency", lambda: latency(cnn, runs, root / "cnn-grade", "grade-warm")),
-        ("latency", lambda: latency(cnn, runs, root / "cnn-gradescope", "gradescope-warm")),
-        ("latency", lambda: latency(keras, runs, root / "keras", "grade-cold")),
-        ("latency", lambda: latency(keras, runs, root / "keras", "grade-warm")),
-    ]
+    steps: list[tuple[str, Callable[[], dict]]] = []
+    for name in assignments:
+        assignment = load_assignment(name)
+        if assignment.datasets:  # a retraining cache: cold (empty for every run), then warm
+            steps += [("latency", functools.partial(latency, assignment, runs, root / name, "grade-cold")),
+                      ("latency", functools.partial(latency, assignment, runs, root / name, "grade-warm"))]
+        else:
+            steps += [("latency", functools.partial(latency, assignment, runs, root / f"{name}-grade", "grade-warm")),
+                      ("latency", functools.partial(latency, assignment, runs, root / f"{name}-gs",
+                                                    "gradescope-warm"))]
+    cnn = load_assignment("cnn_layers")
     build_mix(cnn, count, root / "mix")
     steps += [("batch", functools.partial(batch, cnn, root / "mix", jobs, root / "mix-cache")) for jobs in (1, 2)]
     figures: dict = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]}, "latency": [], "batch": []}

@@ -205,8 +205,8 @@ def _similarity(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from grader.bench import run_bench
-    run_bench(args.runs, args.count, Path(args.out))
+    from grader.bench import LATENCY_ASSIGNMENTS, run_bench
+    run_bench(args.runs, args.count, Path(args.out), tuple(args.assignments or LATENCY_ASSIGNMENTS))
     return 0
 
 
@@ -349,6 +349,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=defaults)
     bench.add_argument("--runs", type=int, default=5, help="whole-process runs per latency figure")
     bench.add_argument("--count", type=int, default=26, help="cnn_layers submissions in the batch mix")
+    bench.add_argument("--assignments", nargs="+", metavar="ASSIGNMENT",
+                       help="assignments whose one-notebook latency is measured (default: all three)")
     bench.add_argument("--out", default="bench.json", help="where to write the figures")
     bench.set_defaults(run=_bench)
 
