@@ -181,9 +181,7 @@ def renumber(text: str, positions: list[int]) -> str:
 
 def cell_failure(log: CellLog) -> str:
     """What went wrong in a cell, in one line: "cell 31 raised SyntaxError: '(' was never closed"."""
-    if log.status == "raised":
-        return f"cell {log.position or log.number} raised {log.summary or 'an error'}"
-    return f"cell {log.position or log.number} {log.error.splitlines()[0] if log.error else log.status}"
+    return f"cell {log.position or log.number} {log.what}"
 
 
 def undefined_reason(name: str, meta: SubmissionMeta) -> str:

@@ -140,6 +140,13 @@ class CellLog:
     position: int = 0
     summary: str = ""  # the error's last line, e.g. "SyntaxError: '(' was never closed"
 
+    @property
+    def what(self) -> str:
+        """What went wrong, in one line: "raised SyntaxError: ...", "did not finish within 30 s; ..."."""
+        if self.status == "raised":
+            return f"raised {self.summary or 'an error'}"
+        return self.error.splitlines()[0] if self.error else self.status
+
 
 @dataclass
 class CellOutput:
