@@ -14,7 +14,6 @@ from pathlib import Path
 from grader.config import Assignment
 from grader.errors import IngestError, StudentError
 from grader.grade import (
-    CELL_NUMBERING,
     cell_failure,
     cell_logs,
     copy_files,
@@ -26,7 +25,7 @@ from grader.grade import (
 from grader.ingest.notebook import read_notebook
 from grader.ingest.outline import self_checks
 from grader.ingest.submissions import Submission, scan
-from grader.results import CellLog, SubmissionMeta
+from grader.results import CELL_NUMBERING, CellLog, SubmissionMeta
 from grader.sandbox import static_scan
 from grader.sandbox.process import StudentSession
 from grader.testing.proxy import forbidden_message

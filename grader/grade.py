@@ -26,6 +26,7 @@ from grader.ingest import submissions as ingest
 from grader.ingest.notebook import Notebook, keep_definitions, read_notebook
 from grader.ingest.submissions import Submission, UnsafeFile, left_out, open_regular, read_chunks
 from grader.results import (
+    CELL_NUMBERING,
     GRADED,
     MAX_CELL_ERRORS,
     MAX_CELL_TEXT,
@@ -165,7 +166,6 @@ def _test_result(outcome: Outcome, assignment: Assignment, positions: list[int])
         cause=outcome.cause if failed else "", culprit=outcome.culprit if failed else "")
 
 
-CELL_NUMBERING = "cells are numbered from the top of the notebook, Markdown cells included"
 _CELL_FRAME = re.compile(r'(<?)cell (\d+)(>?"?, line \d)')
 
 

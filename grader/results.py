@@ -122,6 +122,9 @@ class TestResult:
                    cause=str(extra.get("cause", "")), culprit=str(extra.get("culprit", "")))
 
 
+# How every report numbers a notebook's cells (CellLog.position, NotebookCell.position), said where it matters.
+CELL_NUMBERING = "cells are numbered from the top of the notebook, counting every cell, Markdown cells included"
+
 # Why a call into the student's code gave no result (TestResult.cause; grader.errors.StudentError.kind).
 MISSING, NOT_IMPLEMENTED, RAISED, FORBIDDEN = "missing", "not implemented", "raised", "forbidden"
 CAUSES = (MISSING, NOT_IMPLEMENTED, RAISED, FORBIDDEN)

@@ -21,7 +21,7 @@ import jinja2
 from markupsafe import Markup, escape
 
 from grader.config import Assignment
-from grader.results import MISSING, NOT_IMPLEMENTED, Results, TestResult
+from grader.results import CELL_NUMBERING, MISSING, NOT_IMPLEMENTED, Results, TestResult
 
 TEMPLATES = Path(__file__).parent / "templates"
 OTHER = "other"
@@ -107,9 +107,6 @@ class CellErrorView:
     what: str          # "raised SyntaxError: '(' was never closed", "did not finish within 30 s ..."
     error: str         # the traceback
     broke: list[str] = field(default_factory=list)
-
-
-CELL_NUMBERING = "cells are numbered from the top of the notebook, counting every cell, Markdown cells included"
 
 
 @dataclass
