@@ -14,7 +14,6 @@ from pathlib import Path
 from grader.config import Assignment
 from grader.errors import IngestError, StudentError
 from grader.grade import (
-    CELL_NUMBERING,
     cell_failure,
     cell_logs,
     copy_files,
@@ -26,7 +25,7 @@ from grader.grade import (
 from grader.ingest.notebook import read_notebook
 from grader.ingest.outline import self_checks
 from grader.ingest.submissions import Submission, scan
-from grader.results import CellLog, SubmissionMeta
+from grader.results import CELL_NUMBERING, CellLog, SubmissionMeta
 from grader.sandbox import static_scan
 from grader.sandbox.process import StudentSession
 from grader.testing.proxy import forbidden_message
@@ -54,6 +53,7 @@ class CheckReport:
     files: list[tuple[str, int]] = field(default_factory=list)  # (path in the submission, bytes)
     missing_files: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    weak: str = ""                # with --sandbox best-effort: the sandbox layers this machine could not apply
 
     @property
     def ok(self) -> bool:
@@ -94,6 +94,7 @@ def check_notebook(assignment: Assignment, notebook: Path, sandbox_mode: str = "
             report.problem, defined = str(exc), []
         finally:
             session.close()
+        report.weak = session.isolation.get("weak", "")
         report.cells = cell_logs(session, ingested.positions, plan)
         meta = SubmissionMeta(student="check", cells=report.cells, defined_in={
             f: ingested.outline.defined_in[f] for f in assignment.functions if f in ingested.outline.defined_in})
@@ -153,7 +154,9 @@ def render_check(report: CheckReport) -> str:
     lines.append(f"Files that will be submitted ({len(report.files)}):")
     lines += [f"  {rel} ({_bytes(size)})" for rel, size in report.files]
     lines += [f"  ✗ missing: {name} (the grader expects it beside the notebook)" for name in report.missing_files]
-    if report.notes:
-        lines += ["", "Notes:"] + [f"  {note}" for note in report.notes]
+    notes = report.notes + ([f"this machine ran it{report.weak.removeprefix('graded')}; the grader's own machine "
+                             "applies every layer"] if report.weak else [])
+    if notes:
+        lines += ["", "Notes:"] + [f"  {note}" for note in notes]
     lines += ["", "✓ Ready to submit." if report.ok else "✗ Fix the problems above before you submit."]
     return "\n".join(lines) + "\n"

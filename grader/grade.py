@@ -27,6 +27,7 @@ from grader.ingest.git_time import last_commit_time
 from grader.ingest.notebook import Notebook, Plan, read_notebook, skip_training
 from grader.ingest.submissions import Submission, UnsafeFile, left_out, open_regular, read_chunks
 from grader.results import (
+    CELL_NUMBERING,
     GRADED,
     MAX_CELL_ERRORS,
     MAX_CELL_TEXT,
@@ -166,7 +167,6 @@ def _test_result(outcome: Outcome, assignment: Assignment, positions: list[int],
         cause=outcome.cause if failed else "", culprit=outcome.culprit if failed else "")
 
 
-CELL_NUMBERING = "cells are numbered from the top of the notebook, Markdown cells included"
 _CELL_FRAME = re.compile(r'(<?)cell (\d+)(>?"?, line \d)')
 
 
@@ -182,9 +182,7 @@ def renumber(text: str, positions: list[int]) -> str:
 
 def cell_failure(log: CellLog) -> str:
     """What went wrong in a cell, in one line: "cell 31 raised SyntaxError: '(' was never closed"."""
-    if log.status == "raised":
-        return f"cell {log.position or log.number} raised {log.summary or 'an error'}"
-    return f"cell {log.position or log.number} {log.error.splitlines()[0] if log.error else log.status}"
+    return f"cell {log.position or log.number} {log.what}"
 
 
 def undefined_reason(name: str, meta: SubmissionMeta) -> str:

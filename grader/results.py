@@ -124,6 +124,9 @@ class TestResult:
                    cause=str(extra.get("cause", "")), culprit=str(extra.get("culprit", "")))
 
 
+# How every report numbers a notebook's cells (CellLog.position, NotebookCell.position), said where it matters.
+CELL_NUMBERING = "cells are numbered from the top of the notebook, counting every cell, Markdown cells included"
+
 # Why a call into the student's code gave no result (TestResult.cause; grader.errors.StudentError.kind).
 MISSING, NOT_IMPLEMENTED, RAISED, FORBIDDEN = "missing", "not implemented", "raised", "forbidden"
 CAUSES = (MISSING, NOT_IMPLEMENTED, RAISED, FORBIDDEN)
@@ -142,6 +145,13 @@ class CellLog:
     position: int = 0
     summary: str = ""  # the error's last line, e.g. "SyntaxError: '(' was never closed"
     skipped: list[str] = field(default_factory=list)  # statements the cell mode did not run, each with why
+
+    @property
+    def what(self) -> str:
+        """What went wrong, in one line: "raised SyntaxError: ...", "did not finish within 30 s; ..."."""
+        if self.status == "raised":
+            return f"raised {self.summary or 'an error'}"
+        return self.error.splitlines()[0] if self.error else self.status
 
 
 @dataclass

@@ -21,7 +21,7 @@ import jinja2
 from markupsafe import Markup, escape
 
 from grader.config import Assignment
-from grader.results import MISSING, NOT_IMPLEMENTED, Adjustments, CellLog, Results, TestResult
+from grader.results import CELL_NUMBERING, MISSING, NOT_IMPLEMENTED, Adjustments, Results, TestResult
 
 TEMPLATES = Path(__file__).parent / "templates"
 OTHER = "other"
@@ -107,9 +107,6 @@ class CellErrorView:
     what: str          # "raised SyntaxError: '(' was never closed", "did not finish within 30 s ..."
     error: str         # the traceback
     broke: list[str] = field(default_factory=list)
-
-
-CELL_NUMBERING = "cells are numbered from the top of the notebook, counting every cell, Markdown cells included"
 
 
 @dataclass
@@ -216,14 +213,8 @@ def _cell_errors(results: Results, functions: list[FunctionView]) -> list[CellEr
             continue
         position = log.position or log.number
         broke = [name for name, where in results.meta.defined_in.items() if where == position and name in lost]
-        views.append(CellErrorView(position, clean_text(_cell_what(log)), clean_text(log.error), broke))
+        views.append(CellErrorView(position, clean_text(log.what), clean_text(log.error), broke))
     return views
-
-
-def _cell_what(log: CellLog) -> str:
-    if log.status == "raised":
-        return f"raised {log.summary or 'an error'}"
-    return log.error.splitlines()[0] if log.error else log.status
 
 
 def _causes(assignment: Assignment, results: Results) -> dict[str, str]:
@@ -270,15 +261,20 @@ def student_view(assignment: Assignment, results: Results) -> StudentView:
 
 
 def md_escape(text: str) -> str:
-    """Text safe inside a Markdown paragraph or table cell (no HTML, no table breaks)."""
-    text = str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """Text safe inside a Markdown paragraph or table cell (no HTML, no table breaks); its `code` spans are
+    kept (a code span shows its content literally)."""
+    parts = re.split(r"(`[^`]+`)", " ".join(str(text).split()))
+    text = "".join(part.replace("|", "\\|") if i % 2 else _md_plain(part) for i, part in enumerate(parts))
+    text = re.sub(r"^([#+-])", r"\\\1", text)  # no heading or list marker
+    return re.sub(r"^(\d+)([.)])", r"\1\\\2", text)
+
+
+def _md_plain(text: str) -> str:
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     text = re.sub(r"([\\`*|])", r"\\\1", text)
     text = re.sub(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])", r"\\_", text)  # intraword _ is literal in GFM
     text = re.sub(r"\[(?=[^\]]*\]\()", r"\\[", text)  # no [text](link)
-    text = re.sub(r"\](?=\()", "&#93;", text)  # not even the end of one
-    text = re.sub(r"^([#+-])", r"\\\1", text.lstrip())  # no heading or list marker
-    text = re.sub(r"^(\d+)([.)])", r"\1\\\2", text)
-    return " ".join(text.split())
+    return re.sub(r"\](?=\()", "&#93;", text)  # not even the end of one
 
 
 def md_code(text: str) -> str:
