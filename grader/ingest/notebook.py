@@ -296,7 +296,8 @@ class _Planner:
 
     def skip(self, node: ast.stmt, why: str, cell: int, lines: list[str], skipped: list[Skipped]) -> ast.stmt:
         line = lines[node.lineno - 1] if node.lineno <= len(lines) else ""
-        first = line[_column(line, node.col_offset):].strip()
+        end = _column(line, node.end_col_offset or 0) if node.end_lineno == node.lineno else len(line)
+        first = line[_column(line, node.col_offset):end].strip()
         entry = Skipped(cell, node.lineno, first if len(first) <= 80 else first[:77] + "...", why)
         skipped.append(entry)
         for name in _stored(node):
