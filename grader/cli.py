@@ -310,7 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--check", action="store_true", help="only check that the starters are up to date")
     generate.set_defaults(run=_generate)
 
-    samples = commands.add_parser("samples", help="write sample submissions: solution, starter, seeded bugs",
+    samples = commands.add_parser("samples", help="write sample submissions: solution, starter, seeded bugs, valid variants",
                                   formatter_class=defaults)
     samples.add_argument("assignment", help="assignment name or folder")
     samples.add_argument("out", help="folder to write (replaced)")

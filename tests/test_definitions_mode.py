@@ -173,3 +173,13 @@ def test_training_through_a_chain_of_the_students_functions_is_found():
     assert [entry.text() for entry in plan.skipped[1]] == [
         "line 1: `RESULT = step0(model)` calls `step0`, which trains a model"]
     assert plan.cells[1] == "pass\nKEPT = 1\n"
+
+
+def test_odd_line_breaks_and_non_ascii_text_do_not_misplace_what_is_skipped():
+    """A line separator inside a string is not a line break for Python, and column offsets count bytes."""
+    cell = 'NOTE = "a\u2028b"\nfit(x)\nKEPT = 1\nmodel.fit("éé");AFTER = 2\n'
+    plan = skip_training([cell])
+    assert [(entry.line, entry.statement) for entry in plan.skipped[0]] == [(2, "fit(x)"), (4, 'model.fit("éé")')]
+    namespace: dict = {}
+    exec(plan.cells[0], namespace)  # fit is not defined here: it must not run
+    assert namespace["NOTE"] == "a\u2028b" and namespace["KEPT"] == 1 and namespace["AFTER"] == 2

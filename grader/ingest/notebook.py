@@ -399,7 +399,9 @@ class _Planner:
         return dropped
 
     def skip(self, node: ast.stmt, why: str, cell: int, lines: list[str], skipped: list[Skipped]) -> ast.stmt:
-        first = lines[node.lineno - 1][node.col_offset:].strip() if node.lineno <= len(lines) else ""
+        line = lines[node.lineno - 1] if node.lineno <= len(lines) else ""
+        end = _column(line, node.end_col_offset or 0) if node.end_lineno == node.lineno else len(line)
+        first = line[_column(line, node.col_offset):end].strip()
         entry = Skipped(cell, node.lineno, first if len(first) <= 80 else first[:77] + "...", why)
         skipped.append(entry)
         for name in _stored(node):
@@ -407,18 +409,32 @@ class _Planner:
         return node
 
 
-def _blank(source: str, lines: list[str], dropped: list[ast.stmt]) -> str:
-    """source with each dropped statement replaced by `pass` on its first line and blank lines after, so that
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$")  # lines as Python numbers them (not str.splitlines)
+
+
+def _lines(source: str) -> list[str]:
+    """The source's lines, without their ends, numbered as the syntax tree numbers them."""
+    return [line.rstrip("\r\n") for line in _LINE.findall(source)]
+
+
+def _column(line: str, offset: int) -> int:
+    """The character index of a syntax tree's column offset (counted in UTF-8 bytes)."""
+    return len(line.encode()[:offset].decode(errors="ignore"))
+
+
+def _blank(lines: list[str], dropped: list[ast.stmt]) -> str:
+    """The cell with each dropped statement replaced by `pass` on its first line and blank lines after, so that
     every line keeps its number; "" if the statements do not own their lines (`a = 1; fit()`)."""
-    out = source.splitlines(keepends=True)
+    out = list(lines)
     for node in dropped:
         start, end = node.lineno - 1, (node.end_lineno or node.lineno) - 1
-        if lines[start][:node.col_offset].strip() or lines[end][node.end_col_offset or 0:].strip()[:1] not in ("", "#"):
+        head = lines[start][:_column(lines[start], node.col_offset)]
+        if head.strip() or lines[end][_column(lines[end], node.end_col_offset or 0):].strip()[:1] not in ("", "#"):
             return ""
-        out[start] = lines[start][:node.col_offset] + "pass\n"
+        out[start] = head + "pass"
         for i in range(start + 1, end + 1):
-            out[i] = "\n"
-    return "".join(out)
+            out[i] = ""
+    return "\n".join(out) + "\n"
 
 
 @dataclass
@@ -443,20 +459,20 @@ def skip_training(cells: list[str]) -> Plan:
     for number, (source, tree) in enumerate(zip(cells, trees), 1):
         skipped: list[Skipped] = []
         if tree is not None:  # else the student process reports the syntax error
-            lines = source.splitlines()
+            lines = _lines(source)
             dropped = planner.body(tree.body, number, lines, skipped)
             if dropped:
-                source = _without(source, lines, tree, dropped, number, skipped)
+                source = _without(lines, tree, dropped, number, skipped)
         plan.cells.append(source)
         plan.skipped.append(skipped)
     return plan
 
 
-def _without(source: str, lines: list[str], tree: ast.Module, dropped: list[ast.stmt], number: int,
+def _without(lines: list[str], tree: ast.Module, dropped: list[ast.stmt], number: int,
              skipped: list[Skipped]) -> str:
     """The cell without its dropped statements: line numbers kept where the statements own their lines,
     else rewritten from the syntax tree; a cell too deep to rewrite does not run at all (and says so)."""
-    kept = _blank(source, lines, dropped)
+    kept = _blank(lines, dropped)
     if kept and parse_cell(kept) is not None:
         return kept
     try:
