@@ -151,7 +151,8 @@ def worker_context() -> multiprocessing.context.BaseContext:
 
 
 def preload_renderers() -> None:
-    """Import what renders and merges reports before any student process starts, so nothing is read later."""
+    """Import what renders and merges reports while the first workers grade (the supervisor waits for them
+    anyway), so that nothing is read after the batch and the workers forked later share it."""
     import grader.adjust
     import grader.merge
     import grader.reports.feedback
@@ -251,7 +252,6 @@ def grade_batch(assignment: Assignment, submissions_dir: Path, options: BatchOpt
             todo.append((sub, str(out), print_))
     if todo:
         with probing_sandbox(options.sandbox):  # SandboxError before anyone is graded if strict cannot hold
-            preload_renderers()
             if len(todo) > 1:  # one submission: its worker imports the tests while its student process boots
                 preload_hidden_tests(assignment)
     supervisor = Supervisor(assignment, options, seed, max_score_hint(done, reports))
@@ -340,6 +340,7 @@ class Supervisor:
             while queue or self.running:
                 while queue and len(self.running) < max(1, self.options.jobs) and not self.stop_signal:
                     self._start(context, *queue.popleft(), budget)
+                preload_renderers()  # once imported, a no-op
                 if not self.stop_signal:
                     multiprocessing.connection.wait(list(self.running), timeout=POLL)
                 for sentinel, job in list(self.running.items()):
