@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import hashlib
 import json
 import logging
@@ -150,6 +151,7 @@ def worker_context() -> multiprocessing.context.BaseContext:
     return multiprocessing.get_context("fork")
 
 
+@functools.cache  # once per process
 def preload_renderers() -> None:
     """Import what renders and merges reports while the first workers grade (the supervisor waits for them
     anyway), so that nothing is read after the batch and the workers forked later share it."""
@@ -158,7 +160,9 @@ def preload_renderers() -> None:
     import grader.reports.feedback
     import grader.reports.gradebook
     import grader.reports.junit
-    import grader.reports.summary  # noqa: F401
+    import grader.reports.notebook
+    import grader.reports.summary
+    grader.reports.notebook.warm_up()
 
 
 def grade_to_file(assignment_folder: str, submission: Submission, out: str, seed: int, data_dir: str | None,
@@ -250,22 +254,24 @@ def grade_batch(assignment: Assignment, submissions_dir: Path, options: BatchOpt
             done.append(summary_of(Results.read(out)) | {"skipped": True})
         else:
             todo.append((sub, str(out), print_))
-    if todo:
-        with probing_sandbox(options.sandbox):  # SandboxError before anyone is graded if strict cannot hold
-            if len(todo) > 1:  # one submission: its worker imports the tests while its student process boots
-                preload_hidden_tests(assignment)
     supervisor = Supervisor(assignment, options, seed, max_score_hint(done, reports))
-    with batch_progress(options.progress) as progress, _signals_stop(supervisor):
+    probe = probing_sandbox(options.sandbox) if todo else contextlib.nullcontext(lambda: None)
+    with probe as check_sandbox, batch_progress(options.progress) as progress, _signals_stop(supervisor):
+        if len(todo) > 1:  # one submission: its worker imports the tests while its student process boots
+            preload_hidden_tests(assignment)
         bar = progress.add_task("", total=len(submissions), completed=len(done))
 
         def finished(summary: dict) -> None:
             done.append(summary)
             progress.update(bar, advance=1, description=escape(printable(summary["name"])),
-                            problem=summary["status"] != GRADED,
-                            refresh=True)
+                            problem=summary["status"] != GRADED, refresh=True)
+
+        def first_workers_started() -> None:
+            check_sandbox()  # SandboxError (the workers are stopped) if --sandbox strict cannot hold here
+            preload_renderers()
 
         try:
-            supervisor.run(todo, finished)
+            supervisor.run(todo, finished, first_workers_started)
         except _Stopped as stop:
             raise BatchInterrupted(done, len(submissions) - len(done), stop.signum) from None
         finally:
@@ -331,16 +337,18 @@ class Supervisor:
     stop_signal: int = 0
     running: dict[int, _Job] = field(default_factory=dict)  # by the worker's sentinel
 
-    def run(self, todo: list[tuple[Submission, str, str]], finished: Callable[[dict], None]) -> None:
-        """Grade todo, calling finished(summary) as each submission is done; _Stopped on a signal."""
+    def run(self, todo: list[tuple[Submission, str, str]], finished: Callable[[dict], None],
+            first_started: Callable[[], None]) -> None:
+        """Grade todo, calling first_started() once the first workers run (what the supervisor does while they
+        grade) and finished(summary) as each submission is done; _Stopped on a signal."""
         context = worker_context()
         queue = deque((sub, out, print_, 1) for sub, out, print_ in todo)
         budget = self.assignment.limits.submission_budget
         try:
+            self._fill(context, queue, budget)
+            first_started()
             while queue or self.running:
-                while queue and len(self.running) < max(1, self.options.jobs) and not self.stop_signal:
-                    self._start(context, *queue.popleft(), budget)
-                preload_renderers()  # once imported, a no-op
+                self._fill(context, queue, budget)
                 if not self.stop_signal:
                     multiprocessing.connection.wait(list(self.running), timeout=POLL)
                 for sentinel, job in list(self.running.items()):
@@ -358,6 +366,11 @@ class Supervisor:
                 self._enforce_deadlines()
         finally:
             self._stop_all()
+
+    def _fill(self, context, queue: deque[tuple[Submission, str, str, int]], budget: float) -> None:
+        """Start workers for queued submissions up to --jobs at once (none once a stop was asked)."""
+        while queue and len(self.running) < max(1, self.options.jobs) and not self.stop_signal:
+            self._start(context, *queue.popleft(), budget)
 
     def _start(self, context, sub: Submission, out: str, print_: str, attempt: int, budget: float) -> None:
         process = context.Process(target=_worker_main, name=f"grader-worker {sub.student}", daemon=False,

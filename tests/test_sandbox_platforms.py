@@ -56,3 +56,23 @@ def test_strict_refuses_and_best_effort_marks_a_weak_sandbox():
         check_isolation(report, "strict")
     assert "missing identity" in check_isolation(report, "best-effort")["weak"]
     assert "weak" not in check_isolation(report | {"landlock": "file-system rules"}, "strict")
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not PYTHON_HIDDEN, reason="needs Python unreadable by other users")
+def test_a_batch_that_strict_refuses_stops_with_one_line_and_grades_no_one(tmp_path):
+    """The probe runs while the first workers start: when strict cannot hold, the batch stops them, exits 2 with
+    the reason, and no submission is left with a grade (a rerun with the machine fixed grades them all)."""
+    import subprocess
+    import sys
+
+    from tests.conftest import TOY, toy_notebook, write_student
+    for name in ("ann", "bob", "cy"):
+        write_student(tmp_path / "subs", name, toy_notebook())
+    result = subprocess.run([sys.executable, "-m", "grader", "grade", str(TOY), str(tmp_path / "subs"), "--reports",
+                             str(tmp_path / "r"), "--jobs", "2", "--quiet"], cwd=PROJECT_ROOT, capture_output=True,
+                            text=True, env={**os.environ, **SIMULATED}, timeout=300)
+    assert result.returncode == 2, result
+    assert "--sandbox strict" in result.stderr and "Traceback" not in result.stderr, result.stderr
+    import json
+    statuses = [json.loads(p.read_text())["extra_data"]["status"] for p in (tmp_path / "r").glob("*/results.json")]
+    assert "graded" not in statuses, statuses

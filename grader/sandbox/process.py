@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -554,17 +554,27 @@ def check_isolation(report: dict[str, str], mode: str) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def probing_sandbox(mode: str, identity: str = DEFAULT_IDENTITY) -> Iterator[None]:
-    """Start one empty student process to check what the machine allows, let the caller work while it boots,
-    then check it: SandboxError (on leaving the block) if --sandbox strict cannot hold."""
+def probing_sandbox(mode: str, identity: str = DEFAULT_IDENTITY) -> Iterator[Callable[[], None]]:
+    """Start one empty student process to check what the machine allows. The block gets a function that waits
+    for it and raises SandboxError if --sandbox strict cannot hold; the block may call it once it has started
+    its own work (else it runs on leaving the block)."""
     import tempfile
     with tempfile.TemporaryDirectory(prefix="grader-probe-") as tmp:
         sandbox = Path(tmp) / "sandbox"
         sandbox.mkdir()
         session = StudentSession([], sandbox, Limits(), sandbox_mode=mode, identity=identity)
+        checked: list[bool] = []
+
+        def check() -> None:
+            if not checked:
+                checked.append(True)
+                try:
+                    session.ensure_started()
+                finally:
+                    session.close()
         try:
             session.spawn()
-            yield
-            session.ensure_started()
+            yield check
+            check()
         finally:
             session.close()
