@@ -71,6 +71,8 @@ def _notebook(results: Results, notes: dict[int, list[str]]) -> nbformat.Noteboo
                                     execution_count=None))
         for placeholder in notes.get(cell.position, []):
             node.cells.append(_cell("markdown", placeholder, metadata={"tags": [NOTE_TAG]}))
+    for number, cell in enumerate(node.cells):
+        cell.id = f"cell-{number}"
     return node
 
 
@@ -84,7 +86,8 @@ def warm_up() -> None:
     """Render a two-cell notebook once, so that nbconvert's templates are compiled before the first feedback
     (the batch does it while its first workers grade)."""
     node = nbformat.v4.new_notebook()
-    node.cells = [_cell("markdown", "*warm*"), _cell("code", "pass", outputs=[], execution_count=None)]
+    node.cells = [_cell("markdown", "*warm*", id="warm-1"), _cell("code", "pass", id="warm-2", outputs=[],
+                                                                   execution_count=None)]
     EXPORTER.from_notebook_node(node)
 
 
