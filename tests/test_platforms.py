@@ -79,13 +79,16 @@ def test_every_assignment_builds_its_zip_and_template(name, tmp_path):
 
 
 def layered_venv(venv: Path) -> None:
-    """A fresh venv that also sees the project venv's packages (a .pth file): setup.sh's `pip install -r
-    requirements.lock` then finds every pin satisfied instead of installing TensorFlow for minutes."""
+    """A fresh venv that also sees the project venv's packages (a .pth file) and their data files (nbconvert's
+    templates, under share/jupyter): setup.sh's `pip install -r requirements.lock` then finds every pin
+    satisfied instead of installing TensorFlow for minutes."""
     base = getattr(sys, "_base_executable", sys.executable)
     subprocess.run([base, "-m", "venv", str(venv)], check=True, timeout=120)
     site = next(Path(p) for p in sys.path if p.endswith("site-packages") and Path(p).is_relative_to(sys.prefix))
     [own] = venv.glob("lib/python3*/site-packages")
     (own / "project-venv.pth").write_text(f"{site}\n")
+    (venv / "share").mkdir(exist_ok=True)
+    (venv / "share" / "jupyter").symlink_to(Path(sys.prefix) / "share" / "jupyter")
 
 
 def timed(command: list[str], **kwargs) -> tuple[subprocess.CompletedProcess, float]:
