@@ -1,7 +1,7 @@
 """Hidden tests: maxpool2d_forward, maxpool2d_backward, global_avg_pool."""
 import numpy as np
 import pytest
-from conftest import float64_copies, float64_copy
+from conftest import float64_copies, float64_copy, pair, same_pad_totals
 
 from grader.testing.checks import assert_matches, assert_shape, checked_call, describe, tolerance
 
@@ -12,11 +12,33 @@ def pool_case(id, x, pool_size, stride=None, padding="valid", negative=False, dt
 
 
 def pool_input(rng, case):
-    """Distinct values (no ties, even in float32, even after a 1e-3 perturbation), shuffled."""
+    """Distinct values (no ties, even in float32, even after a 1e-3 perturbation), shuffled. Where windows
+    overlap, the largest value sits where they do, so that every random draw tests the overlap."""
     shape = case["x"]
     base = rng.permutation(int(np.prod(shape))).reshape(shape) * 0.1 + rng.uniform(0.0, 0.05, size=shape)
     x = -base - 0.5 if case["negative"] else base - base.mean()
+    shared = most_covered(case)
+    if shared is not None:
+        x[:, shared[0], shared[1], :] = x.max() + 0.1  # still negative in the all-negative cases
     return x.astype(case["dtype"])
+
+
+def most_covered(case):
+    """The (row, col) that the most pooling windows cover, if more than one window covers it, else None."""
+    _, height, width, _ = case["x"]
+    (kh, kw), (sh, sw) = pair(case["pool_size"]), pair(case["stride"] or case["pool_size"])
+    if case["padding"] == "same":
+        th, tw = same_pad_totals((height, width), (kh, kw), (sh, sw))
+        top, left, out_h, out_w = th // 2, tw // 2, -(-height // sh), -(-width // sw)
+    else:
+        top, left, out_h, out_w = 0, 0, (height - kh) // sh + 1, (width - kw) // sw + 1
+    covered = np.zeros((height, width), dtype=int)
+    for i in range(out_h):
+        for j in range(out_w):
+            rows, cols = slice(max(0, i * sh - top), i * sh - top + kh), slice(max(0, j * sw - left), j * sw - left + kw)
+            covered[rows, cols] += 1
+    row, col = np.unravel_index(np.argmax(covered), covered.shape)
+    return (int(row), int(col)) if covered[row, col] > 1 else None
 
 
 def params(case):
