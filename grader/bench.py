@@ -133,7 +133,7 @@ def latency(assignment: Assignment, runs: int, root: Path, how: str) -> dict:
             command = _grade_command(assignment, folder.parent, reports, 1)
         seconds.append(_timed(command, cache))
         results.append(Results.read(reports / "student" / "results.json"))
-        if cache_state == "cold" and run == runs - 1:
+        if cache_state == "cold" and run == runs - 1 and cache.exists():
             cache.rename(warm_cache)
     return {"assignment": assignment.name, "measure": f"one notebook, {tool}, {cache_state}", **_stats(seconds),
             "score": f"{results[-1].score:g}/{results[-1].max_score:g}", "phases_mean_seconds": _phases(results),
