@@ -8,9 +8,13 @@ The similarity report (similarity.py) is separate: it reads the notebooks, not t
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import os
+import traceback
 from pathlib import Path
 
 from grader.config import Assignment
+from grader.results import Results
 
 log = logging.getLogger(__name__)
 
@@ -25,27 +29,28 @@ def render_reports(assignment: Assignment, reports: Path, students: list[str]) -
     "render errors"; the others are still rendered.
     """
     from grader.adjust import adjust_all
-    from grader.reports.feedback import write_feedback
     from grader.reports.gradebook import write_gradebook
-    from grader.reports.junit import write_junit
     from grader.reports.summary import write_summary
-    from grader.results import Results, read_reports
+    from grader.results import read_reports
 
     reports = Path(reports)
-    failed: list[str] = []
     all_results = adjust_all(assignment, reports, read_reports(reports))
     adjusted = {r.student: r for r in all_results}
-    for student in students:
-        folder = reports / student
-        if not (folder / "results.json").is_file():
-            continue
+    todo = [(student, adjusted.get(student)) for student in students if (reports / student / "results.json").is_file()]
+    if len(todo) > 1:  # one process per core: the feedback of a class is most of the rendering
+        pool = multiprocessing.get_context("fork").Pool(min(len(todo), os.cpu_count() or 1))
         try:
-            results = adjusted.get(student) or Results.read(folder / "results.json")
-            write_feedback(assignment, results, folder)
-            write_junit(assignment, results, folder)
-        except Exception:
+            outcomes = pool.starmap(_render_student, [(assignment, reports, s, r) for s, r in todo])
+        finally:
+            pool.close()  # its processes end on their own: no SIGTERM, which the CLI turns into ^C
+            pool.join()
+    else:
+        outcomes = [_render_student(assignment, reports, s, r) for s, r in todo]
+    failed = []
+    for (student, _), error in zip(todo, outcomes):
+        if error:
             failed.append(student)
-            log.exception("could not render the reports of %s", student)
+            log.error("could not render the reports of %s:\n%s", student, error)
     written = {
         "results": f"{reports}/<student>/results.json",
         "feedback": f"{reports}/<student>/feedback.md, feedback.html",
@@ -60,3 +65,18 @@ def render_reports(assignment: Assignment, reports: Path, students: list[str]) -
     if failed:
         written["render errors"] = ", ".join(failed)
     return written
+
+
+def _render_student(assignment: Assignment, reports: Path, student: str, results: Results | None) -> str:
+    """Write one student's feedback and JUnit report (results: adjusted, else read from disk); the traceback
+    if they could not be rendered, else ""."""
+    from grader.reports.feedback import write_feedback
+    from grader.reports.junit import write_junit
+    folder = reports / student
+    try:
+        results = results or Results.read(folder / "results.json")
+        write_feedback(assignment, results, folder)
+        write_junit(assignment, results, folder)
+        return ""
+    except Exception:
+        return traceback.format_exc()
