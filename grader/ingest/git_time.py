@@ -63,6 +63,10 @@ def last_commit_time(repo: Path) -> dt.datetime | None:
     git_dir = Path(repo) / ".git"
     if not _is_real_dir(git_dir) or not _is_real_dir(git_dir / "objects"):
         return None
+    info = git_dir / "objects" / "info"
+    if any(os.path.lexists(info / name) for name in ("alternates", "http-alternates")):
+        log.warning("no commit time for %s: its objects point to other object folders (alternates)", repo)
+        return None  # git would read objects outside the clone, or wait on a FIFO named there
     sha = head_commit(git_dir)
     if sha is None:
         return None

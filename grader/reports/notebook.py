@@ -18,8 +18,9 @@ import secrets
 
 import bleach
 import nbformat
-from markupsafe import Markup
+from markupsafe import Markup, escape
 from nbconvert import HTMLExporter
+from pygments.token import STANDARD_TYPES
 
 from grader.reports.view import TEMPLATES, StudentView, render
 from grader.results import Results
@@ -30,10 +31,19 @@ TAGS = {"a", "b", "blockquote", "br", "code", "del", "div", "em", "h1", "h2", "h
 NOTE_TAG = "grader-note"
 
 
+# Classes a student's Markdown may carry: the code highlighter's, never one the page's own stylesheet styles
+# (a student must not be able to draw the grader's notes or score)
+PAGE_CLASSES = set(re.findall(r"\.([A-Za-z][\w-]*)", (TEMPLATES / "style.css").read_text()))
+STUDENT_CLASSES = (set(STANDARD_TYPES.values()) | {"highlight"}) - PAGE_CLASSES - {""}
+MAX_DEPTH = 100  # nesting of a Markdown cell's HTML: the sanitizer's time grows as its square
+_TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9]*)[^>]*?(/?)>")
+_VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
+
+
 def _allowed(tag: str, name: str, value: str) -> bool:
-    """Attributes kept: classes, in-page links, embedded PNG images and their alt text."""
+    """Attributes kept: the highlighter's classes, in-page links, embedded PNG images and their alt text."""
     if name == "class":
-        return True
+        return all(c in STUDENT_CLASSES for c in value.split())
     if tag == "a" and name == "href":
         return value.startswith("#")
     if tag == "img":
@@ -41,9 +51,23 @@ def _allowed(tag: str, name: str, value: str) -> bool:
     return False
 
 
+def _depth(html: str) -> int:
+    """How deeply the tags of html nest (linear: what bleach is given must be shallow)."""
+    depth = deepest = 0
+    for closing, tag, self_closing in _TAG.findall(html):
+        if closing:
+            depth = max(0, depth - 1)
+        elif not self_closing and tag.lower() not in _VOID:
+            depth += 1
+            deepest = max(deepest, depth)
+    return deepest
+
+
 def sanitize(html: str) -> str:
     """HTML reduced to the allowlist; anything else is shown as text (escaped), never interpreted. An image
-    left without an embedded PNG is dropped."""
+    left without an embedded PNG is dropped; markup nested deeper than MAX_DEPTH is shown as text whole."""
+    if _depth(html) > MAX_DEPTH:
+        return f"<pre>{escape(html)}</pre>"
     clean = bleach.clean(html, tags=TAGS, attributes=_allowed, protocols={"data"}, strip=False, strip_comments=True)
     return re.sub(r'<img(?![^>]*\ssrc="data:image/png;base64,)[^>]*>', "", clean)
 

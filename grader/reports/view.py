@@ -269,12 +269,17 @@ def md_escape(text: str) -> str:
     return re.sub(r"^(\d+)([.)])", r"\1\\\2", text)
 
 
+AUTOLINK = re.compile(r"(?i)(\b[a-z][a-z0-9+-]*)(://)|(\bwww)(\.)")  # what GitHub-flavoured Markdown links by itself
+
+
 def _md_plain(text: str) -> str:
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     text = re.sub(r"([\\`*|])", r"\\\1", text)
     text = re.sub(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])", r"\\_", text)  # intraword _ is literal in GFM
     text = re.sub(r"\[(?=[^\]]*\]\()", r"\\[", text)  # no [text](link)
-    return re.sub(r"\](?=\()", "&#93;", text)  # not even the end of one
+    text = re.sub(r"\](?=\()", "&#93;", text)  # not even the end of one
+    # nor a bare URL, which GitHub would link by itself: a zero-width space breaks it
+    return AUTOLINK.sub(lambda m: (m.group(1) or m.group(3)) + "&#8203;" + (m.group(2) or m.group(4)), text)
 
 
 def md_code(text: str) -> str:
