@@ -53,6 +53,7 @@ from grader.results import (
     GRADED,
     GRADER_ERROR,
     NOTEBOOK_PROBLEM,
+    RUN_FILE,
     Results,
     SubmissionMeta,
     read_reports,
@@ -63,7 +64,6 @@ from grader.sandbox.cgroups import StudentGroup
 from grader.sandbox.process import budget_exceeded, probing_sandbox
 from grader.testing.plugin import preload_hidden_tests
 
-RUN_FILE = ".grader-run.json"
 WORKER_TASKS = 4096  # a grading worker's processes and threads, its student processes' included
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE = 1, 4
 MAX_ATTEMPTS = 2       # a worker that dies: the submission is graded at most this many times in all

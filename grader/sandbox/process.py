@@ -154,7 +154,7 @@ class StudentProcess:
         """Send one request; return its reply, or raise ProcessTimeout once the student process has used
         cpu_limit seconds of CPU time on it or wall_limit seconds have passed; ProcessDied."""
         self._next_id = secrets.randbits(62) + 1  # unguessable: a frame forged in advance never matches
-        deadline = Deadline(time.monotonic() + wall_limit, self.cpu_seconds() + cpu_limit)
+        deadline = self._deadline(cpu_limit, wall_limit)
         try:
             self._send(wire.dumps(message | {"id": self._next_id}))
         except BrokenPipeError:
@@ -164,8 +164,11 @@ class StudentProcess:
     def receive_cell(self, index: int, cpu_limit: float, wall_limit: float) -> dict:
         """The reply the process sends after running cell index (it runs the cells unasked, in order), or
         ProcessTimeout once the cell has used cpu_limit seconds of CPU time or wall_limit seconds from now."""
-        return self._receive(wire.cell_reply_id(index), Deadline(time.monotonic() + wall_limit,
-                                                                 self.cpu_seconds() + cpu_limit))
+        return self._receive(wire.cell_reply_id(index), self._deadline(cpu_limit, wall_limit))
+
+    def _deadline(self, cpu_limit: float, wall_limit: float) -> Deadline:
+        """The deadline of work starting now: cpu_limit more seconds of CPU time, or wall_limit on the clock."""
+        return Deadline(time.monotonic() + wall_limit, self.cpu_seconds() + cpu_limit)
 
     def cpu_seconds(self) -> float:
         """CPU time used so far by the student process (and the process that started it), 0 if unreadable."""
@@ -210,10 +213,13 @@ class StudentProcess:
         chunks, remaining = [], n
         while remaining:
             wait = deadline.wall - time.monotonic()
-            if wait <= 0 or (deadline.cpu is not None and self.cpu_seconds() >= deadline.cpu):
+            if wait <= 0:
                 self.kill()
                 raise ProcessTimeout()
             if not select.select([self.reply_r], [], [], min(wait, CPU_POLL))[0]:
+                if deadline.cpu is not None and self.cpu_seconds() >= deadline.cpu:  # read only while waiting
+                    self.kill()
+                    raise ProcessTimeout()
                 continue
             chunk = os.read(self.reply_r, min(remaining, 1 << 20))
             if not chunk:
