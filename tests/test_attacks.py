@@ -63,10 +63,10 @@ wire = sys.modules["grader.sandbox.wire"]
 def double(x):
     fd = int(sys.argv[2])
     for guess in range(50):  # well-formed replies for guessed request ids: skipped
-        os.write(fd, wire.frame(wire.dumps({"status": "ok", "id": guess, "value": 2 * np.asarray(x)})))
+        wire.write_frame(fd, wire.encode({"status": "ok", "id": guess, "value": 2 * np.asarray(x)}))
     return np.asarray(x) * 1.0
 def relu(x):
-    os.write(int(sys.argv[2]), wire.frame(b"garbage"))  # unreadable: this call fails, the next gets a fresh process
+    wire.write_frame(int(sys.argv[2]), [b"garbage"])  # unreadable: this call fails, the next gets a fresh process
     return np.maximum(x, 0)
 """
 

@@ -30,7 +30,7 @@ import numpy as np
 wire = sys.modules["grader.sandbox.wire"]  # imported before confinement: the student process's own framing
 REPLY_FD = int(sys.argv[2])
 def forge(message):
-    os.write(REPLY_FD, wire.frame(wire.dumps(message)))
+    wire.write_frame(REPLY_FD, wire.encode(message))
 """
 
 # A frame whose id is an array: the grader's `reply.get("id") == request_id` asks the array for its truth value.

@@ -79,3 +79,44 @@ def test_arrays_keep_dtype_shape_and_byte_order():
         back = roundtrip(array)
         assert back.dtype == array.dtype and np.shape(back) == np.shape(array) and np.array_equal(back, array)
     assert roundtrip(np.arange(3)).flags.writeable
+
+
+def test_two_arrays_never_share_memory():
+    import json
+    import struct
+    ref = {"__ndarray__": 0, "dtype": "<f8", "shape": [1], "scalar": False}
+    header = json.dumps({"__tuple__": [ref, ref]}).encode()
+    data = b"\0" * 8
+    forged = struct.pack("!Q", len(header)) + header + struct.pack("!Q", 1) + struct.pack("!Q", len(data)) + data
+    with pytest.raises(wire.WireError, match="array reference"):
+        wire.loads(forged)  # one blob named twice: the second array would alias the first
+
+
+def test_arrays_read_from_a_frame_are_writable_views_of_their_own_bytes():
+    a, b = np.arange(5.0), np.arange(3, dtype=np.int8)
+    payload = bytearray(b"".join(memoryview(p).cast("B") for p in wire.encode((a, b))))
+    x, y = wire.loads(payload)
+    assert np.array_equal(x, a) and np.array_equal(y, b) and x.flags.writeable and y.flags.writeable
+    x[:] = -1
+    assert np.array_equal(y, b)
+
+
+def test_write_frame_sends_every_byte_whatever_the_kernel_accepts_per_call():
+    sent = bytearray()
+
+    def stingy(fd, views):  # at most 7 bytes per call, as a full pipe may take
+        taken = bytes(b"".join(views))[:7]
+        sent.extend(taken)
+        return len(taken)
+
+    big = np.arange(1000, dtype=np.float32)
+    wire.write_frame(9, wire.encode({"x": big, "s": "text"}), stingy)
+    size = wire.frame_size(bytes(sent[:wire.FRAME_HEADER]))
+    assert size == len(sent) - wire.FRAME_HEADER
+    assert np.array_equal(wire.loads(sent[wire.FRAME_HEADER:])["x"], big)
+
+
+def test_a_single_array_is_not_copied_on_arrival():
+    payload = bytearray(wire.dumps({"x": np.arange(7, dtype=np.float64), "label": "odd-sized header"}))
+    x = wire.loads(payload)["x"]
+    assert x.base is not None and np.shares_memory(x, np.frombuffer(payload, dtype=np.uint8))

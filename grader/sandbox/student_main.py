@@ -15,18 +15,19 @@ import types
 REQUEST_FD, REPLY_FD = int(sys.argv[1]), int(sys.argv[2])
 
 
-def _read_exact(n: int) -> bytes:
-    data = b""
-    while len(data) < n:
-        chunk = os.read(REQUEST_FD, min(n - len(data), 1 << 20))
-        if not chunk:
+def _read_exact(n: int) -> bytearray:
+    data = bytearray(n)
+    view, got = memoryview(data), 0
+    while got < n:
+        count = os.readv(REQUEST_FD, [view[got:]])
+        if not count:
             raise EOFError("the grader closed the pipe")
-        data += chunk
+        got += count
     return data
 
 
-def _read_frame() -> bytes:
-    return _read_exact(int.from_bytes(_read_exact(8), "big"))  # the framing of grader.sandbox.wire.frame
+def _read_frame() -> bytearray:
+    return _read_exact(int.from_bytes(_read_exact(8), "big"))  # the framing of grader.sandbox.wire.write_frame
 
 
 # What NumPy 2 removed without saying what replaces it (NumPy's own message names the others)
@@ -103,17 +104,15 @@ class Server:
         self.module = types.ModuleType("__main__")
         self.module.__dict__["__builtins__"] = __builtins__
         sys.modules["__main__"] = self.module
-        self._write, self._dumps = os.write, wire.dumps
+        self._writev, self._encode, self._write_frame = os.writev, wire.encode, wire.write_frame
 
     def reply(self, message: dict, request_id: int = 0) -> None:
         try:
-            payload = self._dumps(message | {"id": request_id})
+            parts = self._encode(message | {"id": request_id})
         except Exception as exc:
-            payload = self._dumps({"status": "bad_value", "message": str(exc)[:500], "id": request_id})
+            parts = self._encode({"status": "bad_value", "message": str(exc)[:500], "id": request_id})
         self._flush_output()
-        view = memoryview(self.wire.frame(payload))
-        while view:
-            view = view[self._write(REPLY_FD, view):]
+        self._write_frame(REPLY_FD, parts, self._writev)
 
     @staticmethod
     def _flush_output() -> None:
@@ -240,7 +239,7 @@ def main() -> None:
     try:
         report = _confine(setup)
     except SandboxRefused as exc:
-        os.write(REPLY_FD, wire.frame(wire.dumps({"status": wire.Status.REFUSED, "message": str(exc), "id": 0})))
+        wire.write_frame(REPLY_FD, wire.encode({"status": wire.Status.REFUSED, "message": str(exc), "id": 0}))
         return
     sys.path.remove(project_root)
     sys.path.insert(0, setup["sandbox"])

@@ -6,14 +6,19 @@ None, bool, int, float, str, plain NumPy arrays of numeric or bool dtype, NumPy 
 and tuples, lists and dicts of those. Nothing is pickled, so a value cannot carry code or
 lie about itself: an ndarray subclass arrives as a plain ndarray.
 
+Arrays are not copied on their way: write_frame sends their memory (writev), read_frame reads a frame
+into one buffer, and loads makes each array a view of its own bytes in it.
+
 This module is imported by both processes and must depend on nothing but NumPy.
 """
 from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import struct
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -25,6 +30,7 @@ ALLOWED_KINDS = set("biufc")
 DTYPE = re.compile(r"[<>|][biufc][0-9]{1,2}")  # numpy's dtype.str of a plain numeric or bool dtype
 _LEN = struct.Struct("!Q")
 FRAME_HEADER = 8  # every frame on the pipes: its payload's length (8 bytes, big-endian), then the payload
+IOV_MAX = 1024  # buffers per writev
 
 
 class Status:
@@ -47,12 +53,22 @@ def cell_reply_id(index: int) -> int:
     return -(index + 1)
 
 
-def frame(payload: bytes) -> bytes:
-    """One frame: the payload's length, then the payload."""
-    return len(payload).to_bytes(FRAME_HEADER, "big") + payload
+def write_frame(fd: int, parts: Sequence, writev: Callable[[int, Sequence], int] = os.writev) -> None:
+    """Write one frame whose payload is the parts (bytes or buffers, as encode gives them) to fd, without
+    joining them: an array's memory goes to the pipe as it is."""
+    views = [memoryview(part).cast("B") for part in parts]
+    views.insert(0, memoryview(sum(map(len, views)).to_bytes(FRAME_HEADER, "big")))
+    first = 0
+    while first < len(views):
+        written = writev(fd, views[first:first + IOV_MAX])
+        while first < len(views) and written >= len(views[first]):
+            written -= len(views[first])
+            first += 1
+        if written:
+            views[first] = views[first][written:]
 
 
-def frame_size(header: bytes) -> int:
+def frame_size(header: bytes | memoryview) -> int:
     """The payload length announced by a frame header."""
     return int.from_bytes(header, "big")
 
@@ -66,7 +82,7 @@ def _describe(value) -> str:
     return f"{kind.__module__}.{kind.__qualname__}" if kind.__module__ != "builtins" else kind.__qualname__
 
 
-def _encode(value, blobs: list[bytes], depth: int):
+def _encode(value, blobs: list[np.ndarray], depth: int):
     if depth > MAX_DEPTH:
         raise WireError("value is nested too deeply")
     if value is None or type(value) in (bool, str):
@@ -79,7 +95,7 @@ def _encode(value, blobs: list[bytes], depth: int):
         array = np.asarray(value)
         if array.dtype.kind not in ALLOWED_KINDS or array.dtype.fields is not None:
             raise WireError(f"arrays of dtype {array.dtype} cannot be sent; use a numeric dtype")
-        blobs.append(np.ascontiguousarray(array).tobytes())
+        blobs.append(np.ascontiguousarray(array).reshape(-1).view(np.uint8))  # its memory, not a copy
         return {"__ndarray__": len(blobs) - 1, "dtype": array.dtype.str, "shape": list(array.shape),
                 "scalar": isinstance(value, np.generic)}
     if type(value) is tuple:
@@ -97,7 +113,7 @@ def _encode(value, blobs: list[bytes], depth: int):
                     "or tuples/lists/dicts of those)")
 
 
-def _decode(node, blobs: list[bytes], depth: int):
+def _decode(node, blobs: list[memoryview | None], depth: int):
     if depth > MAX_DEPTH:
         raise WireError("message is nested too deeply")
     if node is None or type(node) in (bool, int, str):
@@ -116,15 +132,18 @@ def _decode(node, blobs: list[bytes], depth: int):
         return {key: _decode(v, blobs, depth + 1) for key, v in node["__dict__"]}
     if "__ndarray__" in node:
         index = node["__ndarray__"]
-        if type(index) is not int or not 0 <= index < len(blobs):
+        blob = blobs[index] if type(index) is int and 0 <= index < len(blobs) else None
+        if blob is None:
             raise WireError("malformed array reference")
-        array = _checked_array(blobs[index], node.get("dtype"), node.get("shape"))
+        blobs[index] = None  # each array owns its bytes: no two arrays share memory
+        array = _checked_array(blob, node.get("dtype"), node.get("shape"))
         return array[()] if node.get("scalar") is True else array
     raise WireError("malformed message")
 
 
-def _checked_array(blob: bytes, dtype_str, shape) -> np.ndarray:
-    """An array from its raw bytes, refusing a bad dtype, an implausible shape or a size that does not match."""
+def _checked_array(blob: memoryview, dtype_str, shape) -> np.ndarray:
+    """An array over its raw bytes (copied only to align them), refusing a bad dtype, an implausible shape or a
+    size that does not match."""
     if type(dtype_str) is not str or not DTYPE.fullmatch(dtype_str):
         raise WireError("array of a refused dtype")
     dtype = np.dtype(dtype_str)
@@ -135,21 +154,30 @@ def _checked_array(blob: bytes, dtype_str, shape) -> np.ndarray:
     count = math.prod(shape)  # exact: a shape cannot overflow into a plausible size
     if count > MAX_ELEMENTS or count * dtype.itemsize != len(blob):
         raise WireError("array whose size does not match its data")
-    return np.frombuffer(blob, dtype=dtype).reshape(shape).copy()
+    array = np.frombuffer(blob, dtype=dtype).reshape(shape)
+    return array if array.flags.aligned and array.flags.writeable else array.copy()
+
+
+def encode(message) -> list:
+    """A message as the buffers of its payload (the arrays' own memory, not copies), for write_frame; raise
+    WireError if it holds anything but plain data."""
+    blobs: list[np.ndarray] = []
+    header = json.dumps(_encode(message, blobs, 0)).encode()
+    header += b" " * (-len(header) % 8)  # the first array starts 8-aligned in the payload: loads need not copy it
+    parts: list = [_LEN.pack(len(header)), header, _LEN.pack(len(blobs))]
+    for blob in blobs:
+        parts += [_LEN.pack(blob.nbytes), blob]
+    return parts
 
 
 def dumps(message) -> bytes:
-    """Encode a message to bytes; raise WireError if it holds anything but plain data."""
-    blobs: list[bytes] = []
-    header = json.dumps(_encode(message, blobs, 0)).encode()
-    parts = [_LEN.pack(len(header)), header, _LEN.pack(len(blobs))]
-    for blob in blobs:
-        parts += [_LEN.pack(len(blob)), blob]
-    return b"".join(parts)
+    """A message as one bytes payload (encode's buffers joined)."""
+    return b"".join(memoryview(part).cast("B") for part in encode(message))
 
 
-def loads(data: bytes):
-    """Decode bytes made by dumps() into plain data; raise WireError if malformed."""
+def loads(data):
+    """Decode a payload (bytes, or a writable buffer as read_frame gives) into plain data; raise WireError if
+    malformed. Arrays are views of data's memory where it is writable and aligned."""
     view = memoryview(data)
     offset = 0
 
@@ -166,5 +194,5 @@ def loads(data: bytes):
         raise WireError(f"message header over {MAX_HEADER_BYTES:,} bytes")
     header = json.loads(bytes(take(header_size)))
     count = _LEN.unpack(take(_LEN.size))[0]
-    blobs = [bytes(take(_LEN.unpack(take(_LEN.size))[0])) for _ in range(count)]
+    blobs: list[memoryview | None] = [take(_LEN.unpack(take(_LEN.size))[0]) for _ in range(count)]
     return _decode(header, blobs, 0)

@@ -4,7 +4,13 @@ import math
 import numbers
 
 import pytest
-from cnn_architectures_support import MISTAKES, first_difference, table_column, variant_table
+from cnn_architectures_support import (
+    MISTAKES,
+    first_difference,
+    keras_imported,  # noqa: F401 (an autouse fixture)
+    table_column,
+    variant_table,
+)
 
 from grader.testing.checks import Mismatch
 

@@ -7,6 +7,7 @@ from cnn_architectures_support import (
     activation,
     chain_to,
     inputs_of,
+    keras_imported,  # noqa: F401 (an autouse fixture)
     kind,
     layers_of,
     pair,

@@ -9,6 +9,7 @@ from cnn_architectures_support import (
     RECIPE,
     RECIPE_TEXT,
     frozen_report,
+    keras_imported,  # noqa: F401 (an autouse fixture)
     kind,
     layers_of,
     pair,

@@ -12,9 +12,18 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import pytest
 
 from grader.course import training
 from grader.errors import ModelRefused, StudentError
+
+
+@pytest.fixture(scope="session", autouse=True)
+def keras_imported():
+    """Keras (TensorFlow: seconds) imported as the session starts, while the student process boots and imports it
+    too: the two imports overlap instead of following each other. Every test module imports this fixture."""
+    import keras  # noqa: F401
+
 
 _STATE: dict = {"submission": None, "models": {}, "arrays": {}, "verdicts": {}}
 

@@ -9,6 +9,7 @@ from keras_models_support import (
     accuracy_message,
     check_output_shape,
     check_softmax_rows,
+    keras_imported,  # noqa: F401 (an autouse fixture)
     retrain_failure_message,
     retrained_accuracy,
     submitted_weights_accuracy,

@@ -11,6 +11,7 @@ from keras_models_support import (
     effective_padding,
     final_activation,
     flat_layers,
+    keras_imported,  # noqa: F401 (an autouse fixture)
     kind,
     lenet_expected_per_layer,
     lenet_kind,

@@ -3,7 +3,12 @@
 The checks live in keras_models_support, so that the retraining test uses the student's preprocessing
 exactly when it passes these tests."""
 import pytest
-from keras_models_support import check_preprocess_cifar_values, check_preprocess_mnist_values, check_preprocess_shape
+from keras_models_support import (
+    check_preprocess_cifar_values,
+    check_preprocess_mnist_values,
+    check_preprocess_shape,
+    keras_imported,  # noqa: F401 (an autouse fixture)
+)
 
 CASES = [pytest.param(5, id="batch5"), pytest.param(1, id="batch1")]
 

@@ -7,6 +7,7 @@ from keras_models_support import (
     final_activation,
     flat_layers,
     input_shape,
+    keras_imported,  # noqa: F401 (an autouse fixture)
     kind,
     output_shape,
     pair,
