@@ -24,7 +24,6 @@ from pathlib import Path
 
 from grader.config import Assignment, LatePolicy
 from grader.errors import CourseFileError
-from grader.reports.view import fmt
 from grader.results import GRADER_ERROR, NO_SUBMISSION, Adjustments, LatePenalty, Override, Results
 
 log = logging.getLogger(__name__)
@@ -131,6 +130,7 @@ def _duration(seconds: float) -> str:
 
 def late_penalty(policy: LatePolicy, submitted: SubmissionTime, score: float) -> LatePenalty:
     """The penalty on this score for a submission at this time, with the sentence that explains it."""
+    from grader.reports.view import fmt
     due = policy.due
     at = submitted.at.astimezone(due.tzinfo)
     days = policy.days_late(submitted.at)
@@ -157,6 +157,7 @@ def late_penalty(policy: LatePolicy, submitted: SubmissionTime, score: float) ->
 
 def _override(results: Results, assignment: Assignment, row: OverrideRow) -> Override:
     """The override this row makes to these results; CourseFileError for an unknown target or too many points."""
+    from grader.reports.view import fmt
     tests = {t.name: t for t in results.tests}
     if row.target in tests:
         kind, maximum = "test", tests[row.target].max_score

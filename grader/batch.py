@@ -34,6 +34,7 @@ import random
 import shutil
 import signal
 import statistics
+import sys
 import threading
 import time
 import traceback
@@ -42,12 +43,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rich.markup import escape
-
 from grader.config import PROJECT_ROOT, Assignment, load_assignment, tree_digest
-from grader.errors import GraderError
-from grader.grade import clean_stale_workdirs, grade_submission, stop_worker
+from grader.errors import GraderError, SandboxError
 from grader.ingest.submissions import Submission, discover, printable
+from grader.ingest.workdir import clean_stale_workdirs, stop_worker
 from grader.progress import batch_progress
 from grader.results import (
     GRADED,
@@ -61,12 +60,11 @@ from grader.results import (
 )
 from grader.sandbox import cgroups
 from grader.sandbox.cgroups import StudentGroup
-from grader.sandbox.process import budget_exceeded, probing_sandbox
-from grader.testing.plugin import preload_hidden_tests
 
 WORKER_TASKS = 4096  # a grading worker's processes and threads, its student processes' included
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE = 1, 4
 MAX_ATTEMPTS = 2       # a worker that dies: the submission is graded at most this many times in all
+SANDBOX_REFUSED = 3    # a worker's exit status: its student process could not be confined as --sandbox asks
 TERM_GRACE = 3.0       # seconds a worker has to clean up after SIGTERM before SIGKILL
 POLL = 0.1             # seconds between the supervisor's looks at deadlines and signals
 STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}  # what stops a batch (every finished result kept)
@@ -151,10 +149,11 @@ def worker_context() -> multiprocessing.context.BaseContext:
     return multiprocessing.get_context("fork")
 
 
-@functools.cache  # once per process
-def preload_renderers() -> None:
-    """Import what renders and merges reports while the first workers grade (the supervisor waits for them
-    anyway), so that nothing is read after the batch and the workers forked later share it."""
+@functools.cache  # once per process and assignment
+def preload_renderers(starter: Path) -> None:
+    """Import what renders and merges reports, and render the starter's Markdown, while the first workers grade
+    (the supervisor waits for them anyway), so that nothing is read after the batch and the workers forked later
+    share it."""
     import grader.adjust
     import grader.merge
     import grader.reports.feedback
@@ -162,17 +161,22 @@ def preload_renderers() -> None:
     import grader.reports.junit
     import grader.reports.notebook
     import grader.reports.summary
-    grader.reports.notebook.warm_up()
+    import grader.reports.view
+    grader.reports.notebook.warm_up(starter)
+    grader.reports.view.compile_templates()
 
 
 def grade_to_file(assignment_folder: str, submission: Submission, out: str, seed: int, data_dir: str | None,
                   sandbox_mode: str, print_: str) -> dict:
     """Grade one submission and write its results.json atomically; a grader exception becomes a grader error."""
+    from grader.grade import grade_submission  # imported by the worker of a lone submission, as its tests boot
     assignment = load_assignment(assignment_folder)
     try:
         results = grade_submission(assignment, submission, seed=seed, data_dir=data_dir,
                                    sandbox_mode=sandbox_mode)
         results.meta.fingerprint = print_
+    except SandboxError:
+        raise  # nobody can be graded here: the batch stops
     except Exception:
         results = grader_failure(submission, traceback.format_exc())
     results.write(Path(out))
@@ -182,9 +186,13 @@ def grade_to_file(assignment_folder: str, submission: Submission, out: str, seed
 
 def _worker_main(assignment_folder: str, submission: Submission, out: str, seed: int, data_dir: str | None,
                  sandbox_mode: str, print_: str) -> None:
-    """A worker process: grade one submission into its results.json, then exit 0."""
+    """A worker process: grade one submission into its results.json, then exit 0 (SANDBOX_REFUSED if its student
+    process could not be confined as sandbox_mode asks)."""
     _init_worker()
-    grade_to_file(assignment_folder, submission, out, seed, data_dir, sandbox_mode, print_)
+    try:
+        grade_to_file(assignment_folder, submission, out, seed, data_dir, sandbox_mode, print_)
+    except SandboxError:
+        sys.exit(SANDBOX_REFUSED)
 
 
 def grader_failure(submission: Submission, detail: str) -> Results:
@@ -198,6 +206,7 @@ def grader_failure(submission: Submission, detail: str) -> Results:
 
 def budget_failure(submission: Submission, budget: float, max_score: float, print_: str) -> Results:
     """Results for a submission whose worker was stopped past its time budget (kept: a rerun would do the same)."""
+    from grader.sandbox.process import budget_exceeded
     problem = budget_exceeded(budget)
     return Results(score=0.0, max_score=max_score, tests=[],
                    output=f"Score: 0 / {max_score:g}\nYour submission could not be graded: {problem}",
@@ -255,27 +264,23 @@ def grade_batch(assignment: Assignment, submissions_dir: Path, options: BatchOpt
         else:
             todo.append((sub, str(out), print_))
     supervisor = Supervisor(assignment, options, seed, max_score_hint(done, reports))
-    probe = probing_sandbox(options.sandbox) if todo else contextlib.nullcontext(lambda: None)
-    with probe as check_sandbox, batch_progress(options.progress) as progress, _signals_stop(supervisor):
-        if len(todo) > 1:  # one submission: its worker imports the tests while its student process boots
+    with batch_progress(options.progress) as progress, _signals_stop(supervisor):
+        if len(todo) > 1:  # one submission: its worker imports the grader and the tests while its student boots
+            from grader.grade import grade_submission  # noqa: F401  (what every worker forked from here runs)
+            from grader.testing.plugin import preload_hidden_tests
             preload_hidden_tests(assignment)
         bar = progress.add_task("", total=len(submissions), completed=len(done))
 
         def finished(summary: dict) -> None:
             done.append(summary)
+            from rich.markup import escape
             progress.update(bar, advance=1, description=escape(printable(summary["name"])),
                             problem=summary["status"] != GRADED, refresh=True)
 
-        def first_workers_started() -> None:
-            check_sandbox()  # SandboxError (the workers are stopped) if --sandbox strict cannot hold here
-            preload_renderers()
-
         try:
-            supervisor.run(todo, finished, first_workers_started)
+            supervisor.run(todo, finished, functools.partial(preload_renderers, assignment.starter))
         except _Stopped as stop:
             raise BatchInterrupted(done, len(submissions) - len(done), stop.signum) from None
-        finally:
-            cgroups.remove_left()  # the probe's
     return done
 
 
@@ -392,6 +397,8 @@ class Supervisor:
     def _ended(self, job: _Job, queue: deque) -> dict | None:
         """The summary of a job whose worker exited, or None when it is queued again."""
         sub, code = job.submission, job.process.exitcode
+        if code == SANDBOX_REFUSED:
+            raise sandbox_refusal(self.options.sandbox)
         if code == 0:  # it wrote its results.json (even if it finished just as it was being stopped)
             try:
                 return summary_of(Results.read(Path(job.out)))
@@ -441,6 +448,19 @@ class Supervisor:
         for job in jobs:
             job.group.kill_and_remove()
             _clean_after_dead_worker(job)
+
+
+def sandbox_refusal(mode: str) -> SandboxError:
+    """Why a worker's student process could not be confined as --sandbox `mode` asks, said by a probe process."""
+    from grader.sandbox.process import probe_sandbox
+    try:
+        probe_sandbox(mode)
+    except SandboxError as exc:
+        return exc
+    finally:
+        cgroups.remove_left()
+    return SandboxError(f"a student process could not be confined as --sandbox {mode} asks (a second one could): "
+                        "check the machine, and grade again")
 
 
 def _signal(pid: int | None, sig: int) -> None:

@@ -17,14 +17,13 @@ from grader.grade import (
     cell_failure,
     cell_logs,
     copy_files,
-    make_workdir,
-    remove_workdir,
     runnable_cells,
     undefined_reason,
 )
 from grader.ingest.notebook import read_notebook
 from grader.ingest.outline import self_checks
 from grader.ingest.submissions import Submission, scan
+from grader.ingest.workdir import make_workdir, remove_workdir
 from grader.results import CELL_NUMBERING, CellLog, SubmissionMeta
 from grader.sandbox import static_scan
 from grader.sandbox.process import StudentSession

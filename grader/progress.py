@@ -8,18 +8,10 @@ from __future__ import annotations
 import math
 import sys
 import time
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO, cast
 
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
 
 LINES = 10  # lines a whole batch writes to a log, at most (plus the last)
 
@@ -29,20 +21,30 @@ def _duration(seconds: float) -> str:
     return f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
 
 
-class LineProgress:
-    """Progress as plain lines, for a log: `grading: 12/40 (30%), 1 not graded; 1m05s elapsed, ~2m32s left`.
+class NoProgress:
+    """No progress shown (--quiet, and a platform's one submission). It has the part of rich's Progress interface
+    the batch uses (add_task, update, a context manager)."""
 
-    It has the part of rich's Progress interface the batch uses (add_task, update, a context manager)."""
-
-    def __init__(self, stream: TextIO | None = None):
-        self.stream = stream or sys.stdout
-        self.total, self.done, self.problems, self.began, self.step, self.start_done = 0, 0, 0, 0.0, 1, 0
-
-    def __enter__(self) -> LineProgress:
+    def __enter__(self) -> NoProgress:
         return self
 
     def __exit__(self, *exc: object) -> None:
         return None
+
+    def add_task(self, description: str, total: int, completed: int = 0) -> TaskID:
+        return cast("TaskID", 0)
+
+    def update(self, task: TaskID, advance: int = 1, description: str = "", problem: bool = False,
+               refresh: bool = True) -> None:
+        return None
+
+
+class LineProgress(NoProgress):
+    """Progress as plain lines, for a log: `grading: 12/40 (30%), 1 not graded; 1m05s elapsed, ~2m32s left`."""
+
+    def __init__(self, stream: TextIO | None = None):
+        self.stream = stream or sys.stdout
+        self.total, self.done, self.problems, self.began, self.step, self.start_done = 0, 0, 0, 0.0, 1, 0
 
     def add_task(self, description: str, total: int, completed: int = 0) -> TaskID:
         self.total, self.done, self.start_done, self.began = total, completed, completed, time.monotonic()
@@ -50,7 +52,7 @@ class LineProgress:
         if completed:
             print(f"grading: {completed}/{total} unchanged since the last run, {total - completed} to grade",
                   file=self.stream, flush=True)
-        return TaskID(0)
+        return cast("TaskID", 0)
 
     def update(self, task: TaskID, advance: int = 1, description: str = "", problem: bool = False,
                refresh: bool = True) -> None:
@@ -68,11 +70,22 @@ class LineProgress:
               f"{_duration(elapsed)} elapsed{eta}", file=self.stream, flush=True)
 
 
-def batch_progress(enabled: bool, stream: TextIO | None = None) -> Progress | LineProgress:
+def batch_progress(enabled: bool, stream: TextIO | None = None) -> Progress | NoProgress:
     """A progress bar on a terminal, lines when the output is a log; nothing at all when not enabled."""
+    if not enabled:
+        return NoProgress()
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
     console = Console(file=stream) if stream else Console()
-    if enabled and not console.is_terminal:
+    if not console.is_terminal:
         return LineProgress(stream)
     return Progress(TextColumn("[bold]grading"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
-                    TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), disable=not enabled, console=console,
+                    TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), console=console,
                     auto_refresh=False)  # redrawn as each submission finishes: no thread, the workers fork from here

@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 
 from grader.config import PROJECT_ROOT
-from grader.grade import WORKDIR_LOCK, clean_stale_workdirs
 from grader.ingest.submissions import MAX_FOLDER_CHARS, RESERVED_NAMES, discover, report_folder
+from grader.ingest.workdir import WORKDIR_LOCK, clean_stale_workdirs
 from grader.results import MAX_RESULTS_BYTES
 from tests.conftest import TOY, read_results, run_grader, toy_notebook, write_student
 

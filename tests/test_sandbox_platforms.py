@@ -59,14 +59,15 @@ def test_strict_refuses_and_best_effort_marks_a_weak_sandbox():
 
 
 @pytest.mark.skipif(os.geteuid() != 0 or not PYTHON_HIDDEN, reason="needs Python unreadable by other users")
-def test_a_batch_that_strict_refuses_stops_with_one_line_and_grades_no_one(tmp_path):
-    """The probe runs while the first workers start: when strict cannot hold, the batch stops them, exits 2 with
-    the reason, and no submission is left with a grade (a rerun with the machine fixed grades them all)."""
+@pytest.mark.parametrize("names", [("ann",), ("ann", "bob", "cy")], ids=["one", "three"])
+def test_a_batch_that_strict_refuses_stops_with_one_line_and_grades_no_one(tmp_path, names):
+    """The first student process that strict cannot confine stops the batch: its workers are stopped, it exits 2
+    with the reason, and no submission is left with a grade (a rerun with the machine fixed grades them all)."""
     import subprocess
     import sys
 
     from tests.conftest import TOY, toy_notebook, write_student
-    for name in ("ann", "bob", "cy"):
+    for name in names:
         write_student(tmp_path / "subs", name, toy_notebook())
     result = subprocess.run([sys.executable, "-m", "grader", "grade", str(TOY), str(tmp_path / "subs"), "--reports",
                              str(tmp_path / "r"), "--jobs", "2", "--quiet"], cwd=PROJECT_ROOT, capture_output=True,

@@ -24,13 +24,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from grader.authoring.notebooks import dumps, student_starter
 from grader.config import Assignment, load_assignment
 from grader.errors import ConfigError
 from grader.ingest.submissions import safe_name
 from grader.platforms import PYTHON_VERSION, check_ref, check_repo, grade_folder, render, source_path
-from grader.reports.feedback import render_feedback_html, render_feedback_md
-from grader.reports.junit import render_junit
 from grader.reports.view import HIDDEN_FAILED, case_view, student_results
 from grader.results import Results, write_atomic
 
@@ -105,6 +102,8 @@ def grade(assignment_dir: str, repo: Path, out: Path, student: str | None = None
     exclude = {out.name, OUT, ".venv", "venv"} if out.parent == repo else {OUT, ".venv", "venv"}
     with tempfile.TemporaryDirectory(prefix="grader-classroom-") as tmp:
         results = grade_folder(assignment, repo, student, Path(tmp) / "reports", exclude=exclude)
+    from grader.reports.feedback import render_feedback_html, render_feedback_md  # imported while the worker graded
+    from grader.reports.junit import render_junit
     shown = student_results(assignment, results)
     feedback = render_feedback_md(assignment, results)
     write_atomic(out / "feedback.md", feedback)
@@ -156,6 +155,7 @@ def _names(items, last: str = "and") -> str:
 
 def template(assignment: Assignment, out: Path, grader_repo: str = "", grader_ref: str = "main") -> list[Path]:
     """Write the student template repository for GitHub Classroom into out/."""
+    from grader.authoring.notebooks import dumps, student_starter
     grader_repo = check_repo(grader_repo or default_grader_repo() or "YOUR-ORG/cnn-autograder")
     grader_ref = check_ref(grader_ref)
     out = Path(out)

@@ -28,8 +28,6 @@ from grader.adjust import SubmissionTime, adjust
 from grader.config import Assignment, load_assignment
 from grader.platforms import grade_folder, render, source_files, source_path
 from grader.reports import view
-from grader.reports.feedback import render_feedback_md, write_feedback
-from grader.reports.junit import write_junit
 from grader.reports.view import function_of, is_hidden, student_results
 from grader.results import Results, write_atomic
 
@@ -125,6 +123,8 @@ def run(assignment_dir: str, submission: Path, results_path: Path, metadata: Pat
         reports = Path(reports or Path(tmp) / "reports")
         student = "submission"
         results = grade_folder(assignment, Path(submission), student, reports)
+        from grader.reports.feedback import render_feedback_md, write_feedback  # imported while the worker graded
+        from grader.reports.junit import write_junit
         results.meta.submitter = _student(metadata)
         submitted = _submitted_at(metadata)
         if submitted:

@@ -13,13 +13,17 @@ from the top (every cell counted), the numbering the rest of the feedback uses.
 """
 from __future__ import annotations
 
+import contextlib
+import functools
 import re
 import secrets
+from pathlib import Path
 
 import bleach
 import nbformat
 from markupsafe import Markup, escape
-from nbconvert import HTMLExporter
+from nbconvert import HTMLExporter, TemplateExporter
+from nbconvert.filters import Highlight2HTML
 from pygments.token import STANDARD_TYPES
 
 from grader.reports.view import TEMPLATES, StudentView, render
@@ -86,7 +90,7 @@ def _cell(kind: str, source: str, **fields) -> nbformat.NotebookNode:
 
 def _notebook(results: Results, notes: dict[int, list[str]]) -> nbformat.NotebookNode:
     """An nbformat notebook of the saved cells, with a placeholder cell after each annotated one."""
-    node = nbformat.v4.new_notebook()
+    node = _new_notebook()
     for cell in results.meta.source:
         if cell.kind == "markdown":
             node.cells.append(_cell("markdown", cell.source))
@@ -100,19 +104,50 @@ def _notebook(results: Results, notes: dict[int, list[str]]) -> nbformat.Noteboo
     return node
 
 
+class FeedbackExporter(HTMLExporter):
+    """nbconvert's HTML exporter without its final pass, in which it parses the page it rendered again with
+    BeautifulSoup to add alt text (feedback_notebook sets it) and JupyterLab's tabindex attributes (not in
+    that template): a third of the time of a notebook's render."""
+
+    def from_notebook_node(self, nb, resources=None, **kw):
+        """The notebook rendered by the template (whose filters are registered once, below)."""
+        return TemplateExporter.from_notebook_node(self, nb, resources, **kw)
+
+
 # Created when the renderers are imported (grader.batch.preload_renderers), before any student process starts.
-EXPORTER = HTMLExporter(template_name="feedback_notebook", extra_template_basedirs=[str(TEMPLATES / "nbconvert")],
-                        exclude_input_prompt=True, exclude_output_prompt=True, anchor_link_text="")
-EXPORTER.register_filter("sanitize", sanitize)
+EXPORTER = FeedbackExporter(template_name="feedback_notebook",
+                            extra_template_basedirs=[str(TEMPLATES / "nbconvert")],
+                            exclude_input_prompt=True, exclude_output_prompt=True, anchor_link_text="")
 
 
-def warm_up() -> None:
-    """Render a two-cell notebook once, so that nbconvert's templates are compiled before the first feedback
-    (the batch does it while its first workers grade)."""
-    node = nbformat.v4.new_notebook()
+@functools.lru_cache(maxsize=4096)
+def markdown_cell(source: str) -> str:
+    """A Markdown cell rendered by nbconvert (the cells carry no attachments) and sanitized. Cached: the notebooks
+    of a class share the starter's cells, rendered while the first workers grade (warm_up)."""
+    return sanitize(EXPORTER.markdown2html({}, source))
+
+
+EXPORTER.register_filter("markdown_cell", markdown_cell)
+EXPORTER.register_filter("highlight_code", Highlight2HTML(parent=EXPORTER))  # named by nbconvert's base template
+
+
+def _new_notebook() -> nbformat.NotebookNode:
+    """An empty v4 notebook (nbformat's new_notebook validates it: its schema compiles in a tenth of a second)."""
+    return nbformat.NotebookNode(nbformat=4, nbformat_minor=5, metadata={}, cells=[])
+
+
+def warm_up(starter: Path) -> None:
+    """Render a two-cell notebook once, so that nbconvert's templates are compiled before the first feedback, and
+    the starter notebook's Markdown cells, which most students leave as they are (the batch does it while its
+    first workers grade)."""
+    node = _new_notebook()
     node.cells = [_cell("markdown", "*warm*", id="warm-1"), _cell("code", "pass", id="warm-2", outputs=[],
                                                                    execution_count=None)]
     EXPORTER.from_notebook_node(node)
+    with contextlib.suppress(OSError, ValueError):  # no starter (yet): nothing to warm
+        for cell in nbformat.read(starter, as_version=4).cells:
+            if cell.cell_type == "markdown":
+                markdown_cell(cell.source)
 
 
 def render_notebook(results: Results, view: StudentView) -> Markup:

@@ -304,7 +304,16 @@ def environment(kind: str) -> jinja2.Environment:
     return env
 
 
+def _template(name: str) -> jinja2.Template:
+    return environment("html" if name.endswith(".html.j2") else "md").get_template(name)
+
+
 def render(template: str, **context) -> str:
     """Render one of templates/: *.html.j2 autoescaped, anything else (Markdown) not."""
-    kind = "html" if template.endswith(".html.j2") else "md"
-    return environment(kind).get_template(template).render(**context)
+    return _template(template).render(**context)
+
+
+def compile_templates() -> None:
+    """Compile every template of templates/ now (jinja2 keeps them), not at the first report."""
+    for path in sorted(TEMPLATES.glob("*.j2")):
+        _template(path.name)

@@ -16,7 +16,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -561,28 +560,15 @@ def check_isolation(report: dict[str, str], mode: str) -> dict[str, str]:
     return report
 
 
-@contextlib.contextmanager
-def probing_sandbox(mode: str, identity: str = DEFAULT_IDENTITY) -> Iterator[Callable[[], None]]:
-    """Start one empty student process to check what the machine allows. The block gets a function that waits
-    for it and raises SandboxError if --sandbox strict cannot hold; the block may call it once it has started
-    its own work (else it runs on leaving the block)."""
+def probe_sandbox(mode: str, identity: str = DEFAULT_IDENTITY) -> None:
+    """Start one empty student process to check what the machine allows: SandboxError if --sandbox `mode` cannot
+    hold here."""
     import tempfile
     with tempfile.TemporaryDirectory(prefix="grader-probe-") as tmp:
         sandbox = Path(tmp) / "sandbox"
         sandbox.mkdir()
         session = StudentSession([], sandbox, Limits(), sandbox_mode=mode, identity=identity)
-        checked: list[bool] = []
-
-        def check() -> None:
-            if not checked:
-                checked.append(True)
-                try:
-                    session.ensure_started()
-                finally:
-                    session.close()
         try:
-            session.spawn()
-            yield check
-            check()
+            session.ensure_started()
         finally:
             session.close()

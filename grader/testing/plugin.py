@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from grader.config import CATEGORIES, Assignment
-from grader.errors import GraderError, StudentError, TestSuiteError
+from grader.errors import GraderError, SandboxError, StudentError, TestSuiteError
 from grader.results import Metric
 from grader.sandbox.process import StudentSession
 from grader.testing import fixtures
@@ -96,6 +96,7 @@ class GradingPlugin:
         self.outcomes: list[Outcome] = []
         self.usage_errors: list[str] = []
         self.setup_errors: list[str] = []
+        self.refused: SandboxError | None = None  # the sandbox could not be applied as asked: nobody is graded
 
     def pytest_configure(self, config: pytest.Config) -> None:
         config.stash[PLUGIN_KEY] = self
@@ -145,6 +146,8 @@ class GradingPlugin:
             last = excinfo.traceback[-1]
             outcome.message = str(exc).strip() or f"a check failed ({Path(last.path).name}:{last.lineno + 1})"
         else:
+            if isinstance(exc, SandboxError):
+                self.refused = self.refused or exc
             if isinstance(exc, GraderError):
                 self.setup_errors.append(f"{outcome.name}: {type(exc).__name__}: {exc}")
             outcome.grader_error = "".join(traceback.format_exception(exc, limit=-4))
@@ -184,6 +187,7 @@ def run_hidden_tests(plugin: GradingPlugin) -> list[Outcome]:
     """Run the assignment's tests with the plugin; return outcomes in collection order.
 
     TestSuiteError: the tests cannot run or lack markers. GraderError: the grader's own setup failed.
+    SandboxError: the student process could not be confined as the sandbox mode asks.
     """
     tests_dir = plugin.assignment.tests_dir
     began = time.monotonic()
@@ -191,6 +195,8 @@ def run_hidden_tests(plugin: GradingPlugin) -> list[Outcome]:
     if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
         raise TestSuiteError(f"the hidden tests in {tests_dir} could not run (pytest exit code {code}): "
                              "check them with `pytest --collect-only` on that folder")
+    if plugin.refused:
+        raise plugin.refused
     if plugin.setup_errors:
         raise GraderError("the grader could not run its tests (not the student's fault):\n"
                           + "\n".join(plugin.setup_errors))
