@@ -59,6 +59,12 @@ def trickle(stop):
     while not stop.is_set():  # a stale frame every 50 ms: the grader always has data to read
         wire.write_frame(REPLY_FD, wire.encode({"status": "ok", "id": 0}))
         time.sleep(0.05)
+STALE = [struct.pack("!Q", 0)]  # built once: a stale frame whose 3.6 MB header costs the grader 0.3 s to decode
+STALE[:0] = [json.dumps({"__dict__": [["id", 0], ["junk", [{"__float__": "1"}] * 200_000]]}).encode()]
+STALE[:0] = [struct.pack("!Q", len(STALE[0]))]
+def flood(x):
+    while True:
+        wire.write_frame(REPLY_FD, STALE)
 def slow_double(x, seconds):
     stop = threading.Event()
     threading.Thread(target=trickle, args=(stop,), daemon=True).start()
@@ -235,6 +241,21 @@ def test_trickled_frames_do_not_lift_the_cpu_limit(tmp_path):
         with pytest.raises(StudentError, match="did not return within its limit"):
             call(session, "slow_double", np.arange(3.0), 4.0)
         assert np.array_equal(call(session, "slow_double", np.arange(3.0), 0.0)["value"], 2 * np.arange(3.0))
+
+
+def test_stale_frames_cannot_keep_the_grader_decoding(tmp_path):
+    """Attack (broke): flood() writes, for ever, the same stale frame (id 0) whose 3.6 MB header holds 200,000
+    floats. Writing it costs the student nothing (a sleeping write on a full pipe); the grader reads and decodes
+    each one before it can see that its id is not the awaited one, and skips it: measured, 12.9 s of the
+    grader's CPU over the 13.1 s of a call limited to 1 s of CPU (40 s per call at the default limit of 10 s,
+    every call and cell of the submission's 900 s budget), while the student's own CPU limit never came near.
+
+    Expected: an honest student process never sends a frame that is not awaited, so the grader skips at most
+    MAX_STALE_BYTES of them per reply (4 MB, one header's worth) and then kills the process: the call fails as
+    the student's (0.3 s of the grader's CPU)."""
+    with session_of(tmp_path, FORGER) as session, hang_guard(60):
+        with pytest.raises(StudentError, match="replies to nothing the grader asked"):
+            call(session, "flood", np.arange(3.0))
 
 
 def _empty_arrays_frame(count: int, header: bytes = b"") -> bytearray:

@@ -31,6 +31,7 @@ from grader.sandbox.wire import Status
 STUDENT_MAIN = Path(__file__).with_name("student_main.py")
 READY_TIMEOUT = 60.0
 MAX_MODEL_BYTES = 256 << 20
+MAX_STALE_BYTES = 4 << 20  # frames not awaited, per reply (the grader decodes them; an honest process sends none)
 SANDBOX_MODES = ("strict", "best-effort")
 DEFAULT_IDENTITY = "nobody"
 PIPE_BYTES = 1 << 20  # capacity of the pipes to and from a student process (fs.pipe-max-size)
@@ -194,7 +195,9 @@ class StudentProcess:
         return total / CLOCK_TICKS
 
     def _receive(self, request_id: int, deadline: Deadline) -> dict:
-        """The reply to request_id; stale replies (to earlier requests, or forged) are skipped."""
+        """The reply to request_id; stale replies (to earlier requests, or forged) are skipped, up to
+        MAX_STALE_BYTES of them."""
+        stale = 0
         while True:
             size = wire.frame_size(self._read(wire.FRAME_HEADER, deadline))
             if size > self.max_reply_bytes:
@@ -208,7 +211,12 @@ class StudentProcess:
                 self.kill()  # after an unreadable frame the stream cannot be trusted
                 raise ProcessDied(f"it sent an unreadable reply ({exc})") from None
             if not isinstance(reply, dict) or type(reply.get("id")) is not int or reply["id"] != request_id:
-                continue  # stale, forged, or an id that is not even a number: not the reply awaited
+                stale += size  # stale, forged, or an id that is not even a number: not the reply awaited
+                if stale > MAX_STALE_BYTES:
+                    self.kill()
+                    raise ProcessDied(f"it sent over {MAX_STALE_BYTES:,} bytes of replies to nothing the grader "
+                                      "asked")
+                continue
             if not well_formed(reply):
                 self.kill()
                 raise ProcessDied("it sent a malformed reply (a status, error or type that is not text)")
