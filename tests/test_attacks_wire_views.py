@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import struct
 import tracemalloc
@@ -19,8 +20,10 @@ import pytest
 
 from grader.config import Limits
 from grader.errors import StudentError
+from grader.results import GRADED
 from grader.sandbox import wire
 from grader.sandbox.process import AUDIT_HOOK_ENV, StudentSession
+from tests.conftest import TOY, read_results, run_grader, toy_notebook, write_student
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="this machine and CI run as root; others: SECURITY.md")
 
@@ -228,6 +231,47 @@ def test_a_student_who_stops_reading_cannot_hang_the_grader(tmp_path):
         with pytest.raises(StudentError, match="did not return within its limit"):
             call(session, "double", np.arange(10_000.0))
         assert np.array_equal(call(session, "double", np.arange(10_000.0))["value"], 2 * np.arange(10_000.0))
+
+
+BIG_DOUBLE = """import numpy as np
+import pytest
+
+
+@pytest.mark.points(1)
+@pytest.mark.category("value")
+@pytest.mark.calls("double")
+def test_double_a_big_array(student, rng):
+    x = rng.standard_normal((100, 100))  # an 80 KB request: a conv layer's input or a batch of images is larger
+    assert np.allclose(student.double(x), 2 * x)
+"""
+
+
+def test_a_student_who_stops_reading_does_not_hold_a_batch_worker(tmp_path, monkeypatch):
+    """Attack (broke), through the real `python -m grader grade`: the toy with one more hidden test that doubles
+    an 80 KB array, and a submission whose last cell runs STOP_READING in its first student process. The
+    worker's write of that request blocked for ever: the submission was stopped past its budget (60 s here,
+    900 s by default) as "time budget exceeded", every test of it lost, after holding a worker all that time.
+
+    Expected: the big call times out under its own limits (3 s of CPU, 19 s on the clock), the other tests run
+    in a fresh process: 11 of 12 points; the honest classmate in the same batch earns 12."""
+    monkeypatch.setenv(AUDIT_HOOK_ENV, "0")
+    toy = tmp_path / "toy"
+    shutil.copytree(TOY, toy)
+    (toy / "tests" / "test_big.py").write_text(BIG_DOUBLE)
+    config = toy / "assignment.toml"
+    config.write_text(config.read_text().replace("[limits]\n", "[limits]\nsubmission_budget = 60.0\n", 1))
+    write_student(tmp_path / "subs", "honest", toy_notebook())
+    attack = STOP_READING.replace("def double(x):\n    return 2 * x\n", "")
+    write_student(tmp_path / "subs", "stops-reading",
+                  toy_notebook({"print('self-check passed')": attack + "print('self-check passed')"}))
+    run_grader("grade", str(toy), str(tmp_path / "subs"), "--reports", str(tmp_path / "r"), "--jobs", "2", "--quiet",
+               timeout=300)
+    assert read_results(tmp_path / "r", "honest")["score"] == 12.0
+    results = read_results(tmp_path / "r", "stops-reading")
+    assert results["extra_data"].get("status") == GRADED, results["extra_data"].get("problem", "")
+    assert results["score"] == 11.0
+    big = next(t for t in results["tests"] if "big_array" in t["name"])
+    assert "did not return within its limit" in big["output"]
 
 
 def test_trickled_frames_do_not_lift_the_cpu_limit(tmp_path):
