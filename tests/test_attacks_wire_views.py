@@ -62,9 +62,8 @@ def trickle(stop):
     while not stop.is_set():  # a stale frame every 50 ms: the grader always has data to read
         wire.write_frame(REPLY_FD, wire.encode({"status": "ok", "id": 0}))
         time.sleep(0.05)
-STALE = [struct.pack("!Q", 0)]  # built once: a stale frame whose 3.6 MB header costs the grader 0.3 s to decode
-STALE[:0] = [json.dumps({"__dict__": [["id", 0], ["junk", [{"__float__": "1"}] * 200_000]]}).encode()]
-STALE[:0] = [struct.pack("!Q", len(STALE[0]))]
+STALE_TEXT = json.dumps({"__dict__": [["id", 0], ["junk", [{"__float__": "1"}] * 200_000]]}).encode()
+STALE = [struct.pack("!Q", len(STALE_TEXT)), STALE_TEXT, struct.pack("!Q", 0)]  # built once: 3.6 MB of header
 def flood(x):
     while True:
         wire.write_frame(REPLY_FD, STALE)
@@ -101,17 +100,13 @@ def session_of(tmp_path, *cells: str):
     """A student session running cells (the audit hook off), closed on leaving."""
     sandbox = tmp_path / "sandbox"
     sandbox.mkdir()
-    previous = os.environ.get(AUDIT_HOOK_ENV)
-    os.environ[AUDIT_HOOK_ENV] = "0"
-    session = StudentSession(list(cells), sandbox, Limits(call_timeout=CALL_LIMIT, cell_timeout=5.0))
-    try:
-        yield session
-    finally:
-        session.close()
-        if previous is None:
-            del os.environ[AUDIT_HOOK_ENV]
-        else:
-            os.environ[AUDIT_HOOK_ENV] = previous
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(AUDIT_HOOK_ENV, "0")
+        session = StudentSession(list(cells), sandbox, Limits(call_timeout=CALL_LIMIT, cell_timeout=5.0))
+        try:
+            yield session
+        finally:
+            session.close()
 
 
 @contextlib.contextmanager
