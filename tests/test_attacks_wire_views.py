@@ -20,7 +20,7 @@ import pytest
 
 from grader.config import Limits
 from grader.errors import StudentError
-from grader.results import GRADED
+from grader.results import GRADED, MAX_RESULTS_BYTES
 from grader.sandbox import wire
 from grader.sandbox.process import AUDIT_HOOK_ENV, StudentSession
 from tests.conftest import TOY, read_results, run_grader, toy_notebook, write_student
@@ -380,3 +380,41 @@ def test_a_blob_longer_than_the_frame_is_refused():
     forged[-16:-8] = struct.pack("!Q", 32)
     with pytest.raises(wire.WireError, match="truncated"):
         wire.loads(forged)
+
+
+# relu forges its own reply (the right id, read from the Server.call frame) with an error text of almost 4 MB.
+HUGE_ERROR = """
+import sys
+wire = sys.modules["grader.sandbox.wire"]
+def relu(x):
+    request = sys._getframe(1).f_locals["request"]
+    wire.write_frame(int(sys.argv[2]), wire.encode({"status": "raised", "type": "ValueError", "id": request["id"],
+                                                    "error": "E" * 3_900_000}))
+    return np.maximum(x, 0)
+"""
+
+
+def test_text_in_replies_cannot_stop_the_reports(tmp_path):
+    """Attack: what a reply carries as text reaches results.json and every report. One student's double raises
+    ValueError("bad \\ud800 \\udfff text"): lone surrogates, valid in a Python str and in the wire's JSON
+    (as escapes), but not encodable as UTF-8, which the reports are written in. Another's relu forges its own reply
+    with an error text of 3.9 MB (a real traceback is clipped to 3,000 characters in the student process, which
+    the student controls).
+
+    Held: both are graded (7 and 8 of 11: only the failing function's tests are lost), every report is written,
+    and results.json stays within MAX_RESULTS_BYTES; the honest classmate earns 11."""
+    write_student(tmp_path / "subs", "honest", toy_notebook())
+    write_student(tmp_path / "subs", "surrogates",
+                  toy_notebook({"return 2 * np.asarray(x)": "raise ValueError('bad \\ud800 \\udfff text')"}))
+    write_student(tmp_path / "subs", "huge-error", toy_notebook(extra_cells=[HUGE_ERROR]))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(AUDIT_HOOK_ENV, "0")
+        run_grader("grade", str(TOY), str(tmp_path / "subs"), "--reports", str(tmp_path / "r"), "--jobs", "2",
+                   "--quiet")
+    assert read_results(tmp_path / "r", "honest")["score"] == 11.0
+    for student, score in (("surrogates", 7.0), ("huge-error", 8.0)):
+        results = read_results(tmp_path / "r", student)
+        assert results["extra_data"].get("status") == GRADED and results["score"] == score, student
+        assert (tmp_path / "r" / student / "results.json").stat().st_size <= MAX_RESULTS_BYTES
+        assert all((tmp_path / "r" / student / name).is_file() for name in ("feedback.md", "feedback.html", "junit.xml"))
+
