@@ -418,3 +418,35 @@ def test_text_in_replies_cannot_stop_the_reports(tmp_path):
         assert (tmp_path / "r" / student / "results.json").stat().st_size <= MAX_RESULTS_BYTES
         assert all((tmp_path / "r" / student / name).is_file() for name in ("feedback.md", "feedback.html", "junit.xml"))
 
+
+# The last cell takes student_main's Server from run_cell's frame and answers the `defined` request (grader check)
+# with an array in the list of defined names.
+DEFINED_ARRAY = """
+import sys
+import numpy as np
+server = sys._getframe(1).f_locals["self"]
+original = server.reply
+def reply(message, request_id=0):
+    if "defined" in message:
+        message = dict(message, defined=[np.array([1, 2])])
+    original(message, request_id)
+server.reply = reply
+"""
+
+
+def test_an_array_among_the_defined_names_is_not_a_traceback_of_grader_check(tmp_path):
+    """Attack (broke): `python -m grader check` asks the student process which graded functions are defined;
+    the notebook's last cell replaces the Server's reply method (its own process) so that the answer is
+    [np.array([1, 2])]. StudentSession.defined tested `name in found`, which compares the name with the array
+    and asks the result for its truth value: ValueError escaped check_notebook, and `grader check` ended in the
+    grader's traceback instead of its report.
+
+    Expected: only text in that list counts (here nothing, so every function is reported not defined); the
+    check's report is printed, exit status 1."""
+    path = write_student(tmp_path, "defined-array", toy_notebook(extra_cells=[DEFINED_ARRAY]))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(AUDIT_HOOK_ENV, "0")
+        result = run_grader("check", str(path), "--assignment", str(TOY), check=False, timeout=300)
+    assert "Traceback" not in result.stderr, result.stderr[-600:]
+    assert result.returncode == 1 and "double` is not defined" in result.stdout
+

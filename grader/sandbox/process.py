@@ -530,7 +530,8 @@ class StudentSession:
         except (ProcessTimeout, ProcessDied) as exc:
             raise StudentError(f"the student process stopped answering: {exc}") from None
         found = reply.get("defined")
-        return [n for n in names if isinstance(found, list) and n in found]
+        found = {n for n in found if type(n) is str} if type(found) is list else set()  # text only: no array's ==
+        return [n for n in names if n in found]
 
     @property
     def peak_memory_mb(self) -> float:
