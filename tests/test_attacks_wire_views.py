@@ -450,3 +450,32 @@ def test_an_array_among_the_defined_names_is_not_a_traceback_of_grader_check(tmp
     assert "Traceback" not in result.stderr, result.stderr[-600:]
     assert result.returncode == 1 and "double` is not defined" in result.stdout
 
+
+# double forges its own reply (the right id) with status "ok" and no value at all.
+NO_VALUE = """
+import sys
+wire = sys.modules["grader.sandbox.wire"]
+def double(x):
+    request = sys._getframe(1).f_locals["request"]
+    wire.write_frame(int(sys.argv[2]), wire.encode({"status": "ok", "id": request["id"]}))
+    return 2 * np.asarray(x)
+"""
+
+
+def test_a_reply_without_a_value_is_the_students_not_a_grader_fault(tmp_path):
+    """Attack (broke): double forges a well-formed reply to its request, status "ok", without a "value". The
+    `student` proxy returned reply["value"]: KeyError in the hidden test, reported as "the test could not check
+    your result: KeyError: 'value'" with the grader's traceback (the hidden test's file and line) in the test's
+    grader_error, i.e. a grader fault the student can raise at will.
+
+    Expected: an "ok" reply without a value is a reply the grader cannot accept, the student's failure: double's
+    tests fail with that message and no grader_error; 7 of 11."""
+    write_student(tmp_path / "subs", "no-value", toy_notebook(extra_cells=[NO_VALUE]))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(AUDIT_HOOK_ENV, "0")
+        run_grader("grade", str(TOY), str(tmp_path / "subs"), "--reports", str(tmp_path / "r"), "--quiet")
+    results = read_results(tmp_path / "r", "no-value")
+    assert results["score"] == 7.0
+    assert not [t["name"] for t in results["tests"] if t.get("extra_data", {}).get("grader_error")]
+    assert all("holds no value" in t["output"] for t in results["tests"] if "double" in t["name"])
+
