@@ -206,7 +206,7 @@ def test_a_zero_sized_array_of_absurd_shape_is_the_students_problem(tmp_path):
 
     Held: any error decoding a frame makes it unreadable: the call fails as the student's (the process is
     killed), never with the grader's traceback."""
-    with session_of(tmp_path, FORGER) as session, hang_guard(60):
+    with session_of(tmp_path, FORGER) as session, hang_guard(120):
         with pytest.raises(StudentError, match="unreadable reply"):
             call(session, "empty_but_huge")
 
@@ -222,7 +222,7 @@ def test_a_student_who_stops_reading_cannot_hang_the_grader(tmp_path):
 
     Expected: a request is written as the pipe makes room, under the call's own limits (CPU time and clock):
     the call times out like any other, and the next one runs in a fresh process."""
-    with session_of(tmp_path, "import numpy as np", STOP_READING) as session, hang_guard(60):
+    with session_of(tmp_path, "import numpy as np", STOP_READING) as session, hang_guard(120):
         with pytest.raises(StudentError, match="did not return within its limit"):
             call(session, "double", np.arange(10_000.0))
         assert np.array_equal(call(session, "double", np.arange(10_000.0))["value"], 2 * np.arange(10_000.0))
@@ -276,7 +276,7 @@ def test_trickled_frames_do_not_lift_the_cpu_limit(tmp_path):
     its limit earned the points, with up to three times the limit plus 10 s of CPU per call.
 
     Expected: the CPU time is read at most every 0.1 s whether data comes or not: the call times out."""
-    with session_of(tmp_path, FORGER) as session, hang_guard(60):
+    with session_of(tmp_path, FORGER) as session, hang_guard(120):
         with pytest.raises(StudentError, match="did not return within its limit"):
             call(session, "slow_double", np.arange(3.0), 4.0)
         assert np.array_equal(call(session, "slow_double", np.arange(3.0), 0.0)["value"], 2 * np.arange(3.0))
@@ -292,7 +292,7 @@ def test_stale_frames_cannot_keep_the_grader_decoding(tmp_path):
     Expected: an honest student process never sends a frame that is not awaited, so the grader skips at most
     MAX_STALE_BYTES of them per reply (4 MB, one header's worth) and then kills the process: the call fails as
     the student's (0.3 s of the grader's CPU)."""
-    with session_of(tmp_path, FORGER) as session, hang_guard(60):
+    with session_of(tmp_path, FORGER) as session, hang_guard(120):
         with pytest.raises(StudentError, match="replies to nothing the grader asked"):
             call(session, "flood", np.arange(3.0))
 
