@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from grader.sandbox.wire import Status
 STUDENT_MAIN = Path(__file__).with_name("student_main.py")
 READY_TIMEOUT = 60.0
 MAX_MODEL_BYTES = 256 << 20
+MAX_STALE_BYTES = 4 << 20  # frames not awaited, per reply (the grader decodes them; an honest process sends none)
 SANDBOX_MODES = ("strict", "best-effort")
 DEFAULT_IDENTITY = "nobody"
 PIPE_BYTES = 1 << 20  # capacity of the pipes to and from a student process (fs.pipe-max-size)
@@ -130,6 +132,7 @@ class StudentProcess:
         self.spawned_at = 0.0
         self.output_start = 0  # the size of the output log when this process started
         self._next_id = 0
+        self._cpu_read_at = 0.0  # when _await next reads the student's CPU time
 
     def spawn(self) -> None:
         """Start the process and send it the setup, without waiting for it (wait_ready does)."""
@@ -149,6 +152,7 @@ class StudentProcess:
         os.close(reply_w)
         self.group.add(self.proc.pid)  # before the setup: no student code has run yet
         wire.write_frame(self.request_w, [json.dumps(self.setup).encode()])
+        os.set_blocking(self.request_w, False)  # the student's code may stop reading: requests wait with a deadline
 
     def wait_ready(self) -> dict:
         """The ready message of a spawned process (ProcessTimeout, ProcessDied)."""
@@ -160,7 +164,7 @@ class StudentProcess:
         self._next_id = secrets.randbits(62) + 1  # unguessable: a frame forged in advance never matches
         deadline = self._deadline(cpu_limit, wall_limit)
         try:
-            wire.write_frame(self.request_w, wire.encode(message | {"id": self._next_id}))
+            self._send(message | {"id": self._next_id}, deadline)
         except BrokenPipeError:
             raise ProcessDied(describe_exit(self._wait())) from None
         return self._receive(self._next_id, deadline)
@@ -172,7 +176,9 @@ class StudentProcess:
 
     def _deadline(self, cpu_limit: float, wall_limit: float) -> Deadline:
         """The deadline of work starting now: cpu_limit more seconds of CPU time, or wall_limit on the clock."""
-        return Deadline(time.monotonic() + wall_limit, self.cpu_seconds() + cpu_limit)
+        now = time.monotonic()
+        self._cpu_read_at = now + CPU_POLL  # the CPU time, just read, is read again in CPU_POLL seconds
+        return Deadline(now + wall_limit, self.cpu_seconds() + cpu_limit)
 
     def cpu_seconds(self) -> float:
         """CPU time used so far by the student process (and the process that started it), 0 if unreadable."""
@@ -188,41 +194,70 @@ class StudentProcess:
                 continue
         return total / CLOCK_TICKS
 
-
     def _receive(self, request_id: int, deadline: Deadline) -> dict:
-        """The reply to request_id; stale replies (to earlier requests, or forged) are skipped."""
+        """The reply to request_id; stale replies (to earlier requests, or forged) are skipped, up to
+        MAX_STALE_BYTES of them."""
+        stale = 0
         while True:
             size = wire.frame_size(self._read(wire.FRAME_HEADER, deadline))
             if size > self.max_reply_bytes:
                 self.kill()
                 raise ProcessDied(f"it sent a reply of {size:,} bytes, over the grader's limit of "
                                   f"{self.max_reply_bytes:,}")
+            payload = self._read(size, deadline)  # a timeout here is a timeout, not an unreadable reply
             try:
-                reply = wire.loads(self._read(size, deadline))
+                reply = wire.loads(payload)
             except Exception as exc:
                 self.kill()  # after an unreadable frame the stream cannot be trusted
                 raise ProcessDied(f"it sent an unreadable reply ({exc})") from None
             if not isinstance(reply, dict) or type(reply.get("id")) is not int or reply["id"] != request_id:
-                continue  # stale, forged, or an id that is not even a number: not the reply awaited
+                stale += size  # stale, forged, or an id that is not even a number: not the reply awaited
+                if stale > MAX_STALE_BYTES:
+                    self.kill()
+                    raise ProcessDied(f"it sent over {MAX_STALE_BYTES:,} bytes of replies to nothing the grader "
+                                      "asked")
+                continue
             if not well_formed(reply):
                 self.kill()
                 raise ProcessDied("it sent a malformed reply (a status, error or type that is not text)")
             return reply
+
+    def _send(self, message: dict, deadline: Deadline) -> None:
+        """Write a request as the pipe makes room for it, until the deadline: a student process that stopped
+        reading (after forging the reply to the last request, say) cannot block the grader."""
+        def writev(fd: int, buffers: Sequence) -> int:
+            self._await(fd, deadline, write=True)
+            try:
+                return os.writev(fd, buffers)
+            except BlockingIOError:
+                return 0
+        wire.write_frame(self.request_w, wire.encode(message), writev)
+
+    def _await(self, fd: int, deadline: Deadline, write: bool = False) -> None:
+        """Wait until fd can be read (or written); kill the process and raise ProcessTimeout at the deadline."""
+        while True:
+            now = time.monotonic()
+            if now >= deadline.wall or self._cpu_spent(deadline, now):
+                self.kill()
+                raise ProcessTimeout()
+            fds = ([], [fd]) if write else ([fd], [])
+            if any(select.select(*fds, [], min(deadline.wall - now, CPU_POLL))[:2]):
+                return
+
+    def _cpu_spent(self, deadline: Deadline, now: float) -> bool:
+        """True once the student process has used the deadline's CPU time, read at most every CPU_POLL seconds,
+        data or not (a thread that trickles frames must not keep the grader from looking)."""
+        if deadline.cpu is None or now < self._cpu_read_at:
+            return False
+        self._cpu_read_at = now + CPU_POLL
+        return self.cpu_seconds() >= deadline.cpu
 
     def _read(self, n: int, deadline: Deadline) -> memoryview:
         """n bytes of the reply pipe, read into one new buffer."""
         buffer = memoryview(bytearray(n))
         got = 0
         while got < n:
-            wait = deadline.wall - time.monotonic()
-            if wait <= 0:
-                self.kill()
-                raise ProcessTimeout()
-            if not select.select([self.reply_r], [], [], min(wait, CPU_POLL))[0]:
-                if deadline.cpu is not None and self.cpu_seconds() >= deadline.cpu:  # read only while waiting
-                    self.kill()
-                    raise ProcessTimeout()
-                continue
+            self._await(self.reply_r, deadline)
             count = os.readv(self.reply_r, [buffer[got:]])
             if not count:
                 raise ProcessDied(describe_exit(self._wait()))
@@ -495,7 +530,8 @@ class StudentSession:
         except (ProcessTimeout, ProcessDied) as exc:
             raise StudentError(f"the student process stopped answering: {exc}") from None
         found = reply.get("defined")
-        return [n for n in names if isinstance(found, list) and n in found]
+        found = {n for n in found if type(n) is str} if type(found) is list else set()  # text only: no array's ==
+        return [n for n in names if n in found]
 
     @property
     def peak_memory_mb(self) -> float:

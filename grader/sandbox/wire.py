@@ -26,6 +26,7 @@ MAX_DEPTH = 32
 MAX_NDIM = 32
 MAX_ELEMENTS = 1 << 28
 MAX_HEADER_BYTES = 4 << 20  # the JSON part of a message (arrays' bytes travel beside it)
+MIN_ARRAY_REF = len('{"__ndarray__":0,"dtype":"|b1","shape":[],"":0}')  # the shortest header text naming an array
 ALLOWED_KINDS = set("biufc")
 DTYPE = re.compile(r"[<>|][biufc][0-9]{1,2}")  # numpy's dtype.str of a plain numeric or bool dtype
 _LEN = struct.Struct("!Q")
@@ -194,5 +195,7 @@ def loads(data):
         raise WireError(f"message header over {MAX_HEADER_BYTES:,} bytes")
     header = json.loads(bytes(take(header_size)))
     count = _LEN.unpack(take(_LEN.size))[0]
+    if count > header_size // MIN_ARRAY_REF:  # each would cost a memoryview (~200 bytes) for its 8 bytes of length
+        raise WireError("more arrays than the message header can name")
     blobs: list[memoryview | None] = [take(_LEN.unpack(take(_LEN.size))[0]) for _ in range(count)]
     return _decode(header, blobs, 0)

@@ -33,6 +33,8 @@ class StudentProxy:
         if reply.get("forbidden"):
             raise StudentError(forbidden_message(name, reply["forbidden"]), FORBIDDEN, name)
         if status == "ok":
+            if "value" not in reply and not options.get("model"):  # only a forged reply lacks it
+                raise StudentError(f"`{name}` sent back a reply the grader cannot accept (it holds no value)")
             return reply
         if status == "missing":
             raise StudentError(f"`{name}` is not defined in your notebook: check its name, and that the cell "
