@@ -76,6 +76,8 @@ __all__ = [
 ]
 
 CACHE_ENV = "GRADER_CACHE_DIR"
+STEPS_PER_EXECUTION = 16  # training steps per call into TensorFlow: the same updates (the same accuracy), less
+# Python per step: LeNet-5's 469 steps train 0.8 s faster
 
 
 @dataclasses.dataclass(frozen=True)
@@ -643,10 +645,11 @@ def _train_and_evaluate(model, dataset, recipe: Recipe, inputs: Inputs) -> float
     if recipe.optimizer != "adam":
         raise ValueError(f"unknown optimizer {recipe.optimizer!r}")
     clone.compile(optimizer=keras.optimizers.Adam(learning_rate=recipe.learning_rate),
-                  loss="sparse_categorical_crossentropy")
+                  loss="sparse_categorical_crossentropy", steps_per_execution=STEPS_PER_EXECUTION)
     train, test = recipe_indices(dataset, recipe)
     y = dataset.y_train[train].astype(np.int32)
     clone.fit(inputs.x_train, y, batch_size=recipe.batch_size, epochs=recipe.epochs, shuffle=True, verbose=0)
+    clone.steps_per_execution = 1  # predicting a few large batches gains nothing from it
     return _accuracy(clone, inputs.x_test, dataset.y_test[test], recipe.eval_batch_size)
 
 
