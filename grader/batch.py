@@ -64,6 +64,7 @@ from grader.sandbox.cgroups import StudentGroup
 WORKER_TASKS = 4096  # a grading worker's processes and threads, its student processes' included
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE = 1, 4
 MAX_ATTEMPTS = 2       # a worker that dies: the submission is graded at most this many times in all
+PRELOAD_NICENESS = 10  # one submission: the supervisor's priority below its worker's while it preloads the renderers
 SANDBOX_REFUSED = 3    # a worker's exit status: its student process could not be confined as --sandbox asks
 TERM_GRACE = 3.0       # seconds a worker has to clean up after SIGTERM before SIGKILL
 POLL = 0.1             # seconds between the supervisor's looks at deadlines and signals
@@ -273,14 +274,25 @@ def grade_batch(assignment: Assignment, submissions_dir: Path, options: BatchOpt
 
         def finished(summary: dict) -> None:
             done.append(summary)
-            from rich.markup import escape
-            progress.update(bar, advance=1, description=escape(printable(summary["name"])),
+            progress.update(bar, advance=1, description=printable(summary["name"]),
                             problem=summary["status"] != GRADED, refresh=True)
 
+        niced: list[int] = []
+
+        def first_workers_started() -> None:
+            if len(todo) == 1:  # the worker and its student process, which someone waits for, take the cores first
+                with contextlib.suppress(OSError):
+                    niced.append(os.nice(PRELOAD_NICENESS))
+            preload_renderers(assignment.starter)
+
         try:
-            supervisor.run(todo, finished, functools.partial(preload_renderers, assignment.starter))
+            supervisor.run(todo, finished, first_workers_started)
         except _Stopped as stop:
             raise BatchInterrupted(done, len(submissions) - len(done), stop.signum) from None
+        finally:
+            if niced:
+                with contextlib.suppress(OSError):  # back to the caller's priority, where allowed (root)
+                    os.nice(-PRELOAD_NICENESS)
     return done
 
 

@@ -86,6 +86,6 @@ def batch_progress(enabled: bool, stream: TextIO | None = None) -> Progress | No
     console = Console(file=stream) if stream else Console()
     if not console.is_terminal:
         return LineProgress(stream)
-    return Progress(TextColumn("[bold]grading"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
+    return Progress(TextColumn("[bold]grading"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}", markup=False),
                     TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), console=console,
                     auto_refresh=False)  # redrawn as each submission finishes: no thread, the workers fork from here
