@@ -342,6 +342,15 @@ class _Job:
     group: StudentGroup
     over_budget: bool = False
     kill_at: float = 0.0
+    started_ns: int = field(default_factory=time.time_ns)
+
+    def wrote_results(self) -> bool:
+        """True if this worker wrote its results.json (current, and written since it started)."""
+        out = Path(self.out)
+        try:
+            return is_current(out, self.print_) and out.stat().st_mtime_ns >= self.started_ns
+        except OSError:
+            return False
 
 
 @dataclass
@@ -382,7 +391,7 @@ class Supervisor:
                     raise _Stopped(self.stop_signal)
                 self._enforce_deadlines()
         finally:
-            self._stop_all()
+            self._stop_all(finished)
 
     def _fill(self, context, queue: deque[tuple[Submission, str, str, int]], budget: float) -> None:
         """Start workers for queued submissions up to --jobs at once (none once a stop was asked)."""
@@ -444,9 +453,10 @@ class Supervisor:
             elif job.over_budget and now > job.kill_at:
                 _kill_worker(job.process.pid)
 
-    def _stop_all(self) -> None:
+    def _stop_all(self, finished: Callable[[dict], None]) -> None:
         """Stop every running worker: SIGTERM (it kills its student processes and removes its copy), then
-        SIGKILL after TERM_GRACE; then remove what dead workers left."""
+        SIGKILL after TERM_GRACE; then remove what dead workers left. A worker that had written its results
+        counts as finished."""
         jobs = list(self.running.values())
         self.running.clear()
         for job in jobs:
@@ -460,6 +470,9 @@ class Supervisor:
         for job in jobs:
             job.group.kill_and_remove()
             _clean_after_dead_worker(job)
+            if job.wrote_results():  # it finished as it was stopped
+                with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+                    finished(summary_of(Results.read(Path(job.out))))
 
 
 def sandbox_refusal(mode: str) -> SandboxError:

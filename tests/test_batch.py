@@ -431,6 +431,47 @@ def test_an_interrupted_batch_stops_everything_keeps_what_is_finished_and_resume
         assert [row["total"] for row in gradebook(reports)] == ["11"] * len(students)
 
 
+def _write_results(out: Path, student: str, print_: str) -> None:
+    from grader.results import NOTEBOOK_PROBLEM, Results, SubmissionMeta
+    Results(score=0.0, max_score=1.0, tests=[], output="x", meta=SubmissionMeta(
+        student=student, name=student, status=NOTEBOOK_PROBLEM, problem="x", fingerprint=print_)).write(out)
+
+
+def _write_results_then_wait(out: Path, student: str, print_: str) -> None:
+    _write_results(out, student, print_)
+    time.sleep(60)  # still running when the batch is stopped
+
+
+def test_a_worker_stopped_after_writing_its_results_counts_as_graded(tmp_path):
+    """The race a loaded machine shows: a stop signal arrives after a worker wrote its results.json but before the
+    supervisor saw it exit. The result is complete (written atomically, with its fingerprint), so the
+    interrupted batch counts it, as the rerun will; a results.json older than its worker does not count."""
+    import multiprocessing
+
+    from grader.batch import BatchOptions, Supervisor, _Job
+    from grader.config import load_assignment
+    from grader.ingest.submissions import Submission
+    from grader.sandbox import cgroups
+
+    supervisor = Supervisor(load_assignment(str(TOY)), BatchOptions(reports=tmp_path, jobs=2), 1, lambda: 1.0)
+    context = multiprocessing.get_context("fork")
+    _write_results(tmp_path / "bob" / "results.json", "bob", "p")  # from an earlier run, same fingerprint
+    time.sleep(0.05)
+    for name, target in (("ann", _write_results_then_wait), ("bob", time.sleep)):
+        out = tmp_path / name / "results.json"
+        process = context.Process(target=target, args=(out, name, "p") if name == "ann" else (60,))
+        job = _Job(Submission(name, None, None), str(out), "p", 1, process, time.monotonic() + 60,
+                   cgroups.create(64, 1 << 30))
+        process.start()
+        supervisor.running[process.sentinel] = job
+    deadline = time.monotonic() + 30
+    while not (tmp_path / "ann" / "results.json").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    finished: list[dict] = []
+    supervisor._stop_all(finished.append)
+    assert [s["student"] for s in finished] == ["ann"]
+
+
 # ---------------------------------------------------------------- no submissions
 
 def test_an_empty_or_pdf_only_folder_is_a_clear_error(tmp_path):
